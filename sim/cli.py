@@ -1,0 +1,55 @@
+"""Command line: ``python -m sim <command>``. Each command family lives in its own module and registers here.
+
+Every :class:`~sim.errors.UserError` becomes one line on stderr and exit status 2; a violated guarantee
+(:class:`~sim.errors.CheckFailed`) exits 1. Tracebacks are reserved for bugs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from .errors import CheckFailed, UserError
+
+# Each module exposes ``register(subparsers)`` and sets ``func`` on the parsers it adds.
+COMMAND_MODULES = [
+    "sim.commands.run",
+    "sim.commands.trace",
+]
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, exit 2, like every other user error
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    import importlib
+
+    parser = Parser(prog="python -m sim", description="Offline laboratory for SLA-constrained LLM routing (MESS+).")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    sub.required = True
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        rc = args.func(args)
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return e.exit_code
+    except CheckFailed as e:
+        print(f"check failed: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("interrupted: partial outputs were discarded, completed files are intact", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    return int(rc or 0)

@@ -1,0 +1,270 @@
+"""The trace format: one Parquet row per request, with every model's outcome in wide columns.
+
+See ``traces/README.md`` for the column table. A loaded :class:`Trace` is split in two on purpose:
+:class:`RequestFeatures` (what a router may read at decision time) and :class:`Outcomes` (what only the
+evaluator, the feedback channel and the labelled oracles may read). Routers are built from the former.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .atomic import atomic_path
+from .errors import UserError
+
+FORMAT_VERSION = 1
+META_KEY = b"messplus_sim"
+MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
+COST_FAMILIES = ("energy_j", "cost_usd")
+# Per-model column families: (prefix, required, integer?)
+PER_MODEL = {
+    "sat": True,
+    "energy_j": False,
+    "cost_usd": False,
+    "latency_s": True,
+    "output_tokens": False,
+    "p_true": False,
+    "pred": False,
+}
+HASH_DIM = 1 << 14
+
+
+def col(family: str, model: str) -> str:
+    return f"{family}__{model}"
+
+
+def normalise_model_name(name: str) -> str:
+    """Names that differ only in case or in ``-``/``_``/``.`` would be confusing in reports; refuse them."""
+    return re.sub(r"[-_.]", "", name.lower())
+
+
+def check_model_names(models: list[str], where: str) -> None:
+    if len(models) < 2:
+        raise UserError(f"{where}: a zoo needs at least 2 models to route between, got {len(models)}")
+    seen: dict[str, str] = {}
+    for m in models:
+        if not MODEL_NAME.match(m):
+            raise UserError(f"{where}: model name {m!r} may only use letters, digits and . _ + -")
+        key = normalise_model_name(m)
+        if key in seen:
+            raise UserError(f"{where}: model names {seen[key]!r} and {m!r} collide (same name ignoring case and -_.)")
+        seen[key] = m
+
+
+@dataclass(frozen=True)
+class RequestFeatures:
+    """Everything a causal router may see about request t before deciding: no outcome columns."""
+
+    groups: np.ndarray  # int32 group code per request
+    group_names: list[str]
+    token_indptr: np.ndarray  # CSR over hashed text tokens (or a supplied embedding)
+    token_index: np.ndarray
+    token_value: np.ndarray
+    feature_dim: int
+    pred: np.ndarray | None  # (T, M) precomputed predictions to replay, if the trace has them
+
+
+@dataclass(frozen=True)
+class Outcomes:
+    """What happens when a model serves a request. Read by the evaluator, the feedback channel and oracles."""
+
+    sat: np.ndarray  # (T, M) realised satisfaction, 0/1 or a probability
+    cost: np.ndarray  # (T, M) objective cost (energy in J, or USD)
+    energy_j: np.ndarray | None
+    latency_s: np.ndarray  # (T, M) service time when run alone
+    p_true: np.ndarray | None
+
+
+@dataclass
+class Trace:
+    path: str
+    models: list[str]
+    request_id: np.ndarray
+    arrival_s: np.ndarray
+    features: RequestFeatures
+    outcomes: Outcomes
+    cost_unit: str
+    provenance: dict = field(default_factory=dict)
+
+    @property
+    def n(self) -> int:
+        return len(self.request_id)
+
+    @property
+    def m(self) -> int:
+        return len(self.models)
+
+
+def models_in_columns(columns: list[str]) -> list[str]:
+    seen: list[str] = []
+    for c in columns:
+        if c.startswith("sat__"):
+            seen.append(c[len("sat__"):])
+    return seen
+
+
+def validate_frame(df: pl.DataFrame, models: list[str], where: str) -> None:
+    """Raise a one-line :class:`UserError` naming the first problem found in a trace table."""
+    if df.height == 0:
+        raise UserError(f"{where}: the trace has zero rows")
+    check_model_names(models, where)
+    for name in ("request_id", "arrival_s", "group"):
+        if name not in df.columns:
+            raise UserError(f"{where}: missing required column {name!r}")
+    in_cols = models_in_columns(df.columns)
+    extra = [m for m in in_cols if m not in models]
+    if extra:
+        raise UserError(f"{where}: columns for model(s) {extra} that the trace metadata does not declare")
+    for m in models:
+        for family, required in PER_MODEL.items():
+            if required and col(family, m) not in df.columns:
+                raise UserError(f"{where}: missing column {col(family, m)!r} for model {m!r}")
+        if not any(col(f, m) in df.columns for f in COST_FAMILIES):
+            raise UserError(f"{where}: model {m!r} has neither 'energy_j__{m}' nor 'cost_usd__{m}'")
+    numeric = ["request_id", "arrival_s", "prompt_tokens"] + [
+        col(f, m) for m in models for f in PER_MODEL
+    ]
+    for name in numeric:
+        if name not in df.columns:
+            continue
+        s = df[name]
+        if not s.dtype.is_numeric():
+            raise UserError(f"{where}: column {name!r} must be numeric, found {s.dtype}")
+        if s.null_count():
+            raise UserError(f"{where}: column {name!r} has {s.null_count()} missing value(s)")
+        if s.dtype.is_float():
+            bad = (~s.is_finite()).sum()
+            if bad:
+                raise UserError(f"{where}: column {name!r} has {bad} NaN or infinite value(s)")
+        if (s < 0).any():
+            raise UserError(f"{where}: column {name!r} has negative value(s), first at row {int((s < 0).arg_true()[0])}")
+    for m in models:
+        for family in ("sat", "p_true", "pred"):
+            name = col(family, m)
+            if name in df.columns and (df[name] > 1).any():
+                raise UserError(f"{where}: column {name!r} must lie in [0, 1]")
+    if df["request_id"].n_unique() != df.height:
+        raise UserError(f"{where}: column 'request_id' has duplicated values")
+    arr = df["arrival_s"].to_numpy()
+    if len(arr) > 1 and np.any(np.diff(arr) < 0):
+        i = int(np.argmax(np.diff(arr) < 0)) + 1
+        raise UserError(f"{where}: arrivals are not sorted: row {i} arrives at {arr[i]} s, before row {i - 1} at {arr[i - 1]} s")
+
+
+def write_trace(df: pl.DataFrame, path: str | Path, models: list[str], provenance: dict, cost_unit: str = "J") -> None:
+    """Validate and write a trace atomically, with the format version, model order and provenance in metadata."""
+    validate_frame(df, models, str(path))
+    table = df.to_arrow()
+    meta = {"format_version": FORMAT_VERSION, "models": list(models), "cost_unit": cost_unit, "provenance": provenance}
+    table = table.replace_schema_metadata({**(table.schema.metadata or {}), META_KEY: json.dumps(meta).encode()})
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp, compression="zstd")
+
+
+def read_table(path: str | Path) -> tuple[pl.DataFrame, dict]:
+    """Read a trace file and its metadata, turning every I/O or format problem into a :class:`UserError`."""
+    p = Path(path)
+    if not p.exists():
+        raise UserError(f"trace {path}: no such file")
+    if p.is_dir():
+        raise UserError(f"trace {path}: is a directory, expected a Parquet file")
+    try:
+        table = pq.read_table(p)
+    except (pa.ArrowException, OSError) as e:
+        raise UserError(f"trace {path}: not a readable Parquet file ({str(e).splitlines()[0]})") from None
+    raw = (table.schema.metadata or {}).get(META_KEY)
+    meta = {}
+    if raw is not None:
+        try:
+            meta = json.loads(raw)
+        except ValueError:
+            raise UserError(f"trace {path}: corrupt '{META_KEY.decode()}' metadata") from None
+        if meta.get("format_version", 0) > FORMAT_VERSION:
+            raise UserError(f"trace {path}: format version {meta['format_version']} is newer than this simulator ({FORMAT_VERSION})")
+    return pl.from_arrow(table), meta
+
+
+def hash_tokens(texts: pl.Series, dim: int = HASH_DIM) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Bag of hashed whitespace tokens as CSR (indptr, index, value); values are 1/sqrt(len) so rows have unit norm.
+
+    Tokens are hashed with CRC32, which is stable across processes and library versions.
+    """
+    t = texts.fill_null("").str.to_lowercase().str.split(" ").list.eval(pl.element().filter(pl.element() != ""))
+    lengths = t.list.len().to_numpy().astype(np.int64)
+    flat = t.explode().drop_nulls()
+    uniq = flat.unique()
+    codes = pl.Series([zlib.crc32(s.encode()) % dim for s in uniq.to_list()], dtype=pl.Int64)
+    mapping = dict(zip(uniq.to_list(), codes.to_list()))
+    index = flat.replace_strict(mapping, return_dtype=pl.Int64).to_numpy().astype(np.int32) if len(flat) else np.zeros(0, np.int32)
+    indptr = np.zeros(len(lengths) + 1, np.int64)
+    np.cumsum(lengths, out=indptr[1:])
+    norm = np.where(lengths > 0, 1.0 / np.sqrt(np.maximum(lengths, 1)), 0.0)
+    value = np.repeat(norm, lengths)
+    return indptr, index, value
+
+
+def embedding_csr(emb: pl.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    arr = np.asarray(emb.to_list(), dtype=np.float64)
+    if arr.ndim != 2 or not np.all(np.isfinite(arr)):
+        raise UserError("trace: column 'embedding' must be a list of equal-length finite floats per row")
+    n, d = arr.shape
+    indptr = np.arange(0, (n + 1) * d, d, dtype=np.int64)
+    index = np.tile(np.arange(d, dtype=np.int32), n)
+    return indptr, index, arr.ravel(), d
+
+
+def from_frame(df: pl.DataFrame, models: list[str], *, path: str = "<memory>", cost_unit: str = "J",
+               provenance: dict | None = None, objective: str = "energy_j") -> Trace:
+    validate_frame(df, models, path)
+    if objective not in COST_FAMILIES:
+        raise UserError(f"objective {objective!r} must be one of {list(COST_FAMILIES)}")
+
+    def matrix(family: str) -> np.ndarray | None:
+        names = [col(family, m) for m in models]
+        if not all(n in df.columns for n in names):
+            return None
+        return np.ascontiguousarray(df.select(names).to_numpy().astype(np.float64))
+
+    cost = matrix(objective)
+    if cost is None:
+        raise UserError(f"{path}: the objective is {objective!r} but the trace lacks '{objective}__<model>' columns")
+    group = df["group"].cast(pl.Utf8)
+    group_names = sorted(group.unique().to_list())
+    groups = group.replace_strict({g: i for i, g in enumerate(group_names)}, return_dtype=pl.Int32).to_numpy()
+    if "embedding" in df.columns:
+        indptr, index, value, dim = embedding_csr(df["embedding"])
+    else:
+        text = df["text"] if "text" in df.columns else pl.Series([""] * df.height)
+        indptr, index, value = hash_tokens(text)
+        dim = HASH_DIM
+    features = RequestFeatures(
+        groups=np.ascontiguousarray(groups, dtype=np.int32), group_names=group_names,
+        token_indptr=indptr, token_index=index, token_value=value, feature_dim=dim, pred=matrix("pred"),
+    )
+    outcomes = Outcomes(sat=matrix("sat"), cost=cost, energy_j=matrix("energy_j"),
+                        latency_s=matrix("latency_s"), p_true=matrix("p_true"))
+    return Trace(path=path, models=list(models), request_id=df["request_id"].to_numpy().astype(np.int64),
+                 arrival_s=df["arrival_s"].to_numpy().astype(np.float64), features=features,
+                 outcomes=outcomes, cost_unit="USD" if objective == "cost_usd" else cost_unit,
+                 provenance=provenance or {})
+
+
+def load_trace(path: str | Path, objective: str = "energy_j") -> Trace:
+    df, meta = read_table(path)
+    models = meta.get("models") or models_in_columns(df.columns)
+    return from_frame(df, models, path=str(path), cost_unit=meta.get("cost_unit", "J"),
+                      provenance=meta.get("provenance", {}), objective=objective)
+
+
+def finite_or_none(x: float) -> float | None:
+    return None if x is None or not math.isfinite(x) else float(x)
