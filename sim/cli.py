@@ -16,6 +16,7 @@ from .errors import CheckFailed, UserError
 COMMAND_MODULES = [
     "sim.commands.run",
     "sim.commands.trace",
+    "sim.commands.profile",
 ]
 
 

@@ -11,3 +11,6 @@ def register(sub) -> None:
 
     synth.register(tsub)
     # importers (issue 3) register `import`, `compose` and `info` here
+    from . import trace_import
+
+    trace_import.register(tsub)

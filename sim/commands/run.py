@@ -1,0 +1,89 @@
+"""``python -m sim run SCENARIO.yaml``: simulate every policy of a scenario and print the comparison."""
+
+from __future__ import annotations
+
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from .. import config as cfg
+from ..runner import run_scenario
+
+
+def register(sub) -> None:
+    p = sub.add_parser("run", help="simulate a scenario's policies on one trace and write results",
+                       description="Simulate every policy of SCENARIO on the same trace; write requests.parquet, "
+                                   "summary.json and scenario.resolved.yaml to the output folder.")
+    p.add_argument("scenario", help="scenario YAML file")
+    p.add_argument("--out", "-o", type=Path, help="result folder (default: results/<scenario name>)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE",
+                   help="override a scenario value, e.g. --set alpha=0.6 --set policies.messplus.V=1e-3")
+    p.add_argument("--overwrite", action="store_true", help="replace results of a different scenario in --out")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar and no table")
+    p.set_defaults(func=main)
+
+
+@contextmanager
+def progress_bar(enabled: bool):
+    if not enabled:
+        yield None
+        return
+    columns = [TextColumn("{task.description:<28}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+               TimeRemainingColumn()]
+    with Progress(*columns, console=Console(stderr=True), transient=False) as bar:
+        tasks: dict[str, int] = {}
+
+        def update(label: str, done: int, total: int):
+            if label not in tasks:
+                tasks[label] = bar.add_task(label, total=total)
+            bar.update(tasks[label], completed=done)
+
+        yield update
+
+
+def main(args) -> int:
+    scenario, _ = cfg.load_scenario(args.scenario, args.overrides)
+    out = args.out or Path("results") / scenario.name
+    show = scenario.engine.progress and not args.quiet and sys.stderr.isatty()
+    with progress_bar(show) as update:
+        result = run_scenario(scenario, out, overwrite=args.overwrite, progress=update)
+    if not args.quiet:
+        print_summary(result.summary)
+        print(f"results: {out}/  (requests.parquet, summary.json, scenario.resolved.yaml)")
+    return 0
+
+
+def fmt_cost(x: float | None, unit: str) -> str:
+    if x is None:
+        return "-"
+    if unit == "J":
+        return f"{x / 1e6:.3f} MJ" if abs(x) >= 1e6 else f"{x / 1e3:.1f} kJ"
+    return f"{x:.4g} {unit}"
+
+
+def print_summary(summary: dict, console: Console | None = None) -> None:
+    console = console or Console(width=None if sys.stdout.isatty() else 150)
+    unit = summary["cost_unit"]
+    t = Table(title=f"{summary['scenario']}: alpha = {summary['alpha']}, {summary['trace']['requests']:,} requests, "
+                    f"{summary['engine']} engine", title_justify="left")
+    for name, just in [("policy", "left"), ("satisfaction", "right"), ("Q_T/T", "right"), ("cost", "right"),
+                       ("cost/request", "right"), ("explore", "right"), ("call ratio", "left"), ("p95 latency", "right")]:
+        t.add_column(name, justify=just)
+    alpha = summary["alpha"]
+    for label, p in summary["policies"].items():
+        mark = " †" if not p["causal"] else (" *" if p["oracle"] else "")
+        sat = p["satisfaction"]
+        sat_s = f"{sat:.4f}" if sat >= alpha - 1e-12 else f"[red]{sat:.4f}[/red]"
+        ratio = "/".join(f"{v:.2f}" for v in p["call_ratio"].values())
+        lat = p["latency_s"]["p95"]
+        t.add_row(label + mark, sat_s, f"{p['violation']:.4f}", fmt_cost(p["cost"], unit),
+                  f"{p['cost'] / p['requests']:.4g} {unit}", str(p["explorations"]), ratio,
+                  "-" if lat is None or summary["engine"] == "sequential" else f"{lat:.2f} s")
+    console.print(t)
+    console.print(f"call ratio columns: {', '.join(summary['models'])}.  "
+                  "† sees the future (a bound, not a router).  * uses an oracle predictor.  "
+                  "Costs include exploration.")

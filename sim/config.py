@@ -1,0 +1,453 @@
+"""Typed scenario configuration: YAML in, validated pydantic objects out.
+
+Design decisions:
+- Every model forbids unknown keys, NaN and infinity, so a typo is an error rather than a silent default.
+- Families (policies, predictors, arrival processes) are discriminated by ``kind``/``process`` so a new member
+  is one class plus one registry entry.
+- Errors are reduced to one line naming the key path, the problem and, for a typo, the closest valid key.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import types
+import typing
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .errors import UserError
+
+PositiveFloat = Annotated[float, Field(gt=0, le=1e12)]
+NonNegFloat = Annotated[float, Field(ge=0, le=1e12)]
+Probability = Annotated[float, Field(ge=0, le=1)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
+
+
+# ---------------------------------------------------------------- arrivals
+
+class PoissonArrivals(Strict):
+    process: Literal["poisson"] = "poisson"
+    rate: PositiveFloat = Field(description="requests per second")
+
+
+class GammaArrivals(Strict):
+    process: Literal["gamma"]
+    rate: PositiveFloat
+    cv: PositiveFloat = Field(description="coefficient of variation of inter-arrival times (1 = Poisson)")
+
+
+class FileArrivals(Strict):
+    process: Literal["file"]
+    path: str
+    column: str = "arrival_s"
+    time_scale: PositiveFloat = 1.0
+
+
+Arrivals = Annotated[Union[PoissonArrivals, GammaArrivals, FileArrivals], Field(discriminator="process")]
+
+
+# ---------------------------------------------------------------- synthetic traces
+
+class SynthGroup(Strict):
+    weight: PositiveFloat = 1.0
+    difficulty_mean: Annotated[float, Field(ge=-100, le=100)] = 0.0
+    accuracy: dict[str, Annotated[float, Field(gt=0, lt=1)]]
+    energy_j: dict[str, NonNegFloat]
+    latency_s: dict[str, NonNegFloat] | None = None
+
+
+class SynthText(Strict):
+    tokens: Annotated[int, Field(ge=0, le=1000)] = 24
+    informative: Probability = Field(0.4, description="share of tokens that carry group or difficulty information")
+    vocabulary: Annotated[int, Field(ge=1, le=1_000_000)] = 2000
+
+
+class SynthTrace(Strict):
+    requests: Annotated[int, Field(ge=1, le=1_000_000_000)]
+    arrivals: Arrivals = PoissonArrivals(rate=1.0)
+    groups: dict[str, SynthGroup]
+    latency_s: dict[str, NonNegFloat] = Field(default_factory=dict, description="mean service time per model")
+    difficulty_sigma: PositiveFloat = 1.0
+    slope: PositiveFloat = Field(1.7, description="a in sigmoid(a(theta - d)); larger = more deterministic labels")
+    energy_cv: NonNegFloat = 0.3
+    latency_cv: NonNegFloat = 0.3
+    mix: Literal["shuffled", "sequential"] = Field("shuffled", description="'sequential' keeps groups in blocks, in order")
+    text: SynthText = SynthText()
+
+    @model_validator(mode="after")
+    def _models_agree(self):
+        if not self.groups:
+            raise ValueError("groups: at least one group is needed")
+        models = None
+        for g, spec in self.groups.items():
+            for what in ("accuracy", "energy_j") + (("latency_s",) if spec.latency_s else ()):
+                keys = list(getattr(spec, what))
+                if models is None:
+                    models = keys
+                elif keys != models:
+                    raise ValueError(f"groups.{g}.{what}: models {keys} differ from {models} (same models, same order)")
+        if self.latency_s and list(self.latency_s) != models:
+            raise ValueError(f"latency_s: models {list(self.latency_s)} differ from {models}")
+        return self
+
+    @property
+    def models(self) -> list[str]:
+        return list(next(iter(self.groups.values())).accuracy)
+
+
+class TraceSource(Strict):
+    path: str | None = None
+    synth: SynthTrace | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self):
+        if (self.path is None) == (self.synth is None):
+            raise ValueError("give exactly one of 'path' (a Parquet trace) or 'synth' (a generator)")
+        return self
+
+
+# ---------------------------------------------------------------- zoo, feedback, engine
+
+class ZooModel(Strict):
+    name: str
+    replicas: Annotated[int, Field(ge=1, le=100_000)] = 1
+    slots: Annotated[int, Field(ge=1, le=1_000_000)] | None = Field(
+        None, description="concurrent requests per replica; null = unlimited")
+
+
+class Delay(Strict):
+    dist: Literal["none", "fixed", "exponential", "lognormal"] = "none"
+    mean_s: NonNegFloat = 0.0
+    cv: NonNegFloat = 1.0
+
+
+class Feedback(Strict):
+    rate: Probability = 1.0
+    delay: Delay = Delay()
+
+
+class Engine(Strict):
+    mode: Literal["sequential", "des"] = "des"
+    progress: bool = True
+
+
+# ---------------------------------------------------------------- predictors
+
+class OraclePredictor(Strict):
+    kind: Literal["oracle"] = "oracle"
+
+
+class NoisyOraclePredictor(Strict):
+    kind: Literal["noisy_oracle"]
+    sigma: NonNegFloat = Field(0.5, description="std of Gaussian noise added to logit(p_true)")
+
+
+class GroupBetaPredictor(Strict):
+    kind: Literal["group_beta"]
+    prior_a: PositiveFloat = 1.0
+    prior_b: PositiveFloat = 1.0
+
+
+class LogisticPredictor(Strict):
+    kind: Literal["logistic"]
+    lr: PositiveFloat = 0.2
+    epochs: Annotated[int, Field(ge=1, le=1000)] = 1
+    momentum: Annotated[float, Field(ge=0, lt=1)] = 0.0
+    l2: NonNegFloat = 0.0
+    group_features: bool = Field(True, description="add a one-hot of the request's group to the text features")
+    optimizer: Literal["sgd", "adagrad"] = Field(
+        "adagrad", description="adagrad: per-coordinate step sizes, stable on sparse hashed features; sgd: the paper's")
+
+
+class ReplayPredictor(Strict):
+    kind: Literal["replay"]
+
+
+Predictor = Annotated[
+    Union[OraclePredictor, NoisyOraclePredictor, GroupBetaPredictor, LogisticPredictor, ReplayPredictor],
+    Field(discriminator="kind"),
+]
+
+
+# ---------------------------------------------------------------- policies
+
+class PolicyBase(Strict):
+    name: str | None = None
+
+    @property
+    def label(self) -> str:
+        return self.name or self.kind
+
+
+class MessPlus(PolicyBase):
+    kind: Literal["messplus"]
+    V: Annotated[float, Field(gt=0, le=1e6)] = 1e-4
+    c: Annotated[float, Field(ge=0, le=1e6)] = 0.1
+    alpha: Annotated[float, Field(gt=0, lt=1)] | None = Field(None, description="defaults to the scenario's alpha")
+    energy_estimate: Literal["last", "mean"] = "mean"
+    explore_needs_feedback: bool = Field(
+        False, description="true: exploration labels train the predictor only if the user's feedback arrives")
+    learn_from_exploit: bool = Field(
+        False, description="also train on the served model's label from exploit feedback (not in the paper)")
+    predictor: Predictor = LogisticPredictor(kind="logistic")
+
+
+class Always(PolicyBase):
+    kind: Literal["always"]
+    model: str
+
+    @property
+    def label(self) -> str:
+        return self.name or f"always:{self.model}"
+
+
+class RandomWithConstraint(PolicyBase):
+    kind: Literal["random_with_constraint"]
+
+
+class Threshold(PolicyBase):
+    kind: Literal["threshold"]
+    weak: str
+    strong: str
+    threshold: Probability = 0.5
+    predictor: Predictor = LogisticPredictor(kind="logistic")
+
+
+class OracleHindsight(PolicyBase):
+    kind: Literal["oracle_hindsight"]
+
+
+class OfflineOptimum(PolicyBase):
+    kind: Literal["offline_optimum"]
+
+
+Policy = Annotated[
+    Union[MessPlus, Always, RandomWithConstraint, Threshold, OracleHindsight, OfflineOptimum],
+    Field(discriminator="kind"),
+]
+
+
+# ---------------------------------------------------------------- scenario
+
+class Scenario(Strict):
+    name: str = "scenario"
+    description: str = ""
+    seed: Annotated[int, Field(ge=0, le=2**63 - 1)] = 42
+    alpha: Annotated[float, Field(gt=0, lt=1)]
+    objective: Literal["energy_j", "cost_usd"] = "energy_j"
+    trace: TraceSource
+    zoo: list[ZooModel] | None = Field(None, description="defaults to the trace's models with unlimited slots")
+    feedback: Feedback = Feedback()
+    engine: Engine = Engine()
+    policies: Annotated[list[Policy], Field(min_length=1)]
+
+    @field_validator("policies")
+    @classmethod
+    def _unique_labels(cls, v):
+        labels = [p.label for p in v]
+        dup = sorted({x for x in labels if labels.count(x) > 1})
+        if dup:
+            raise ValueError(f"policy names {dup} are used twice; give each a distinct 'name'")
+        return v
+
+
+# ---------------------------------------------------------------- loading
+
+class UniqueKeyLoader(yaml.SafeLoader):
+    """A safe loader that refuses duplicate keys instead of silently keeping the last one."""
+
+
+def _construct_mapping(loader, node, deep=False):
+    seen = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
+        seen.add(key)
+    return yaml.SafeLoader.construct_mapping(loader, node, deep)
+
+
+UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def parse_yaml(text: str, where: str) -> dict:
+    try:
+        data = yaml.load(text, Loader=UniqueKeyLoader)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        pos = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise UserError(f"{where}: invalid YAML{pos}: {problem}") from None
+    if data is None:
+        raise UserError(f"{where}: the scenario is empty")
+    if not isinstance(data, dict):
+        raise UserError(f"{where}: a scenario must be a mapping of keys to values, got {type(data).__name__}")
+    return data
+
+
+def read_scenario_file(path: str | Path) -> dict:
+    p = Path(path)
+    if not p.exists():
+        raise UserError(f"{path}: no such file")
+    if p.is_dir():
+        raise UserError(f"{path}: is a directory, expected a YAML scenario file")
+    try:
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise UserError(f"{path}: cannot read ({e.__class__.__name__})") from None
+    return parse_yaml(text, str(path))
+
+
+def apply_overrides(data: dict, overrides: list[str]) -> dict:
+    """Apply ``key.path=value`` overrides; list items are addressed by index or by policy name."""
+    import copy
+
+    data = copy.deepcopy(data)
+    for item in overrides or []:
+        if "=" not in item:
+            raise UserError(f"--set {item!r}: expected key.path=value")
+        path, raw = item.split("=", 1)
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else None
+        except yaml.YAMLError:
+            raise UserError(f"--set {item!r}: the value is not valid YAML") from None
+        keys = path.strip().split(".")
+        node: Any = data
+        for i, key in enumerate(keys):
+            last = i == len(keys) - 1
+            if isinstance(node, list):
+                idx = _list_index(node, key, path)
+                if last:
+                    node[idx] = value
+                else:
+                    node = node[idx]
+            elif isinstance(node, dict):
+                if last:
+                    node[key] = value
+                else:
+                    node = node.setdefault(key, {})
+            else:
+                raise UserError(f"--set {path}: {'.'.join(keys[:i])} is not a mapping or a list")
+    return data
+
+
+def _list_index(node: list, key: str, path: str) -> int:
+    if key.lstrip("-").isdigit():
+        idx = int(key)
+        if not -len(node) <= idx < len(node):
+            raise UserError(f"--set {path}: index {idx} is out of range (the list has {len(node)} items)")
+        return idx
+    for idx, item in enumerate(node):
+        if isinstance(item, dict) and key in (item.get("name"), item.get("kind")):
+            return idx
+    raise UserError(f"--set {path}: no list item named {key!r}")
+
+
+def _fields_at(loc: tuple) -> list[str]:
+    """The valid keys of the config class that the error location ``loc`` points into (for typo hints)."""
+    tp: Any = Scenario
+    for part in loc:
+        tp = _unwrap(tp, part)
+        if tp is None:
+            return []
+    tp = _unwrap(tp, None)
+    return list(tp.model_fields) if isinstance(tp, type) and issubclass(tp, BaseModel) else []
+
+
+def _unwrap(tp: Any, part: Any) -> Any:
+    origin = typing.get_origin(tp)
+    if origin is Annotated:
+        return _unwrap(typing.get_args(tp)[0], part)
+    if origin in (Union, types.UnionType):
+        options = [a for a in typing.get_args(tp) if a is not type(None)]
+        if part is None:
+            return options[0] if len(options) == 1 else None
+        for a in options:  # discriminated union: the tag names the member
+            a = _unwrap(a, None) or a
+            if isinstance(a, type) and issubclass(a, BaseModel):
+                tag = a.model_fields.get("kind") or a.model_fields.get("process")
+                if tag is not None and typing.get_args(tag.annotation) == (part,):
+                    return a
+                if part in a.model_fields:
+                    return a.model_fields[part].annotation
+        return None
+    if part is None:
+        return tp
+    if origin in (list, tuple):
+        return typing.get_args(tp)[0] if isinstance(part, int) else None
+    if origin is dict:
+        return typing.get_args(tp)[1]
+    if isinstance(tp, type) and issubclass(tp, BaseModel) and part in tp.model_fields:
+        return tp.model_fields[part].annotation
+    return None
+
+
+def _display_loc(loc: tuple) -> tuple:
+    """Drop the discriminator tags pydantic inserts (``policies.0.messplus.V`` -> ``policies.0.V``)."""
+    out, tp = [], Scenario
+    for part in loc:
+        nxt = _unwrap(tp, part)
+        is_tag = isinstance(part, str) and nxt is not None and isinstance(nxt, type) and issubclass(nxt, BaseModel) \
+            and typing.get_origin(tp) is not dict and not (isinstance(tp, type) and issubclass(tp, BaseModel))
+        if not is_tag:
+            out.append(part)
+        tp = nxt
+    return tuple(out)
+
+
+def describe_validation_error(err: ValidationError, where: str) -> str:
+    errors = sorted(err.errors(), key=lambda x: x.get("type") != "extra_forbidden")  # a typo explains the rest
+    e = errors[0]
+    loc = tuple(e.get("loc", ()))
+    key = ".".join(str(p) for p in _display_loc(loc)) or "(top level)"
+    kind = e.get("type", "")
+    if kind == "extra_forbidden":
+        valid = _fields_at(loc[:-1])
+        close = difflib.get_close_matches(str(loc[-1]), valid, n=1, cutoff=0.5)
+        hint = f"; did you mean {close[0]!r}?" if close else (f"; valid keys: {', '.join(valid)}" if valid else "")
+        return f"{where}: unknown key {key!r}{hint}"
+    if kind == "union_tag_invalid":
+        return f"{where}: {key}: {e['msg']}"
+    msg = e["msg"]
+    if msg.startswith("Value error, "):
+        msg = msg[len("Value error, "):]
+    value = e.get("input")
+    shown = "" if isinstance(value, (dict, list)) or kind == "missing" else f" (got {value!r})"
+    more = f" [and {len(errors) - 1} more problem(s)]" if len(errors) > 1 else ""
+    return f"{where}: {key}: {msg}{shown}{more}"
+
+
+def load_scenario(path: str | Path, overrides: list[str] | None = None) -> tuple[Scenario, dict]:
+    """Read, override and validate a scenario; returns the typed scenario and the raw (overridden) mapping."""
+    raw = apply_overrides(read_scenario_file(path), overrides or [])
+    return validate_scenario(raw, str(path)), raw
+
+
+def validate_scenario(raw: dict, where: str = "scenario") -> Scenario:
+    _reject_non_finite(raw, where, ())
+    try:
+        return Scenario.model_validate(raw)
+    except ValidationError as err:
+        raise UserError(describe_validation_error(err, where)) from None
+
+
+def _reject_non_finite(node: Any, where: str, loc: tuple) -> None:
+    if isinstance(node, float) and not math.isfinite(node):
+        raise UserError(f"{where}: {'.'.join(map(str, loc))}: NaN and infinity are not allowed (got {node})")
+    if isinstance(node, dict):
+        for k, v in node.items():
+            _reject_non_finite(v, where, loc + (k,))
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            _reject_non_finite(v, where, loc + (i,))
+
+
+def resolved_yaml(scenario: Scenario) -> str:
+    return yaml.safe_dump(scenario.model_dump(mode="json"), sort_keys=False)

@@ -1,0 +1,132 @@
+"""From decisions to results: one tidy row per request, and the per-policy summary.
+
+The evaluator is the only place that combines a policy's decisions with the trace's outcomes. It also
+recomputes the true virtual queue Q (fed with every request's realised satisfaction, in request order),
+which is what the SLA is judged by; the router only ever saw Q_tracked.
+"""
+
+from __future__ import annotations
+
+import numba as nb
+import numpy as np
+import polars as pl
+
+from .trace import Trace
+
+
+@nb.njit(cache=True)
+def queue_series(s, alpha):
+    """Q_{t+1} = max(0, Q_t + alpha - s_t), returned as (Q before t, Q after t)."""
+    n = s.shape[0]
+    before = np.empty(n)
+    after = np.empty(n)
+    q = 0.0
+    for t in range(n):
+        before[t] = q
+        q = q + alpha - s[t]
+        if q < 0.0:
+            q = 0.0
+        after[t] = q
+    return before, after
+
+
+@nb.njit(cache=True)
+def served_outcomes(model, explored, sat, cost):
+    """Realised satisfaction and cost per request; an exploration pays for every model."""
+    n, m = sat.shape
+    s = np.empty(n)
+    c = np.empty(n)
+    for t in range(n):
+        s[t] = sat[t, model[t]]
+        if explored[t]:
+            total = 0.0
+            for k in range(m):
+                total += cost[t, k]
+            c[t] = total
+        else:
+            c[t] = cost[t, model[t]]
+    return s, c
+
+
+@nb.njit(cache=True)
+def paper_convention_cost(c, explored):
+    """The reference code logs, on an exploration step, the previous exploit step's cost (0 before any)."""
+    out = np.empty_like(c)
+    last = 0.0
+    for t in range(c.shape[0]):
+        if explored[t]:
+            out[t] = last
+        else:
+            last = c[t]
+            out[t] = c[t]
+    return out
+
+
+def percentiles(x: np.ndarray) -> dict:
+    x = x[np.isfinite(x)]
+    if len(x) == 0:
+        return {"p50": None, "p95": None, "p99": None}
+    p = np.percentile(x, [50, 95, 99])
+    return {"p50": float(p[0]), "p95": float(p[1]), "p99": float(p[2])}
+
+
+def evaluate(trace: Trace, decisions: dict, alpha: float, sequential: bool) -> tuple[dict, dict]:
+    """Returns (per-request columns, summary entry) for one policy's decisions."""
+    out = trace.outcomes
+    model = decisions["model"]
+    explored = decisions["explored"]
+    s, c = served_outcomes(model, explored, out.sat, out.cost)
+    e = served_outcomes(model, explored, out.sat, out.energy_j)[1] if out.energy_j is not None else None
+    q_before, q_after = queue_series(s, alpha)
+    n = trace.n
+    arrival = trace.arrival_s
+    if sequential:
+        start = end = arrival
+        fb = np.where(decisions["feedback_given"], arrival, np.nan)
+    else:
+        start, end, fb = decisions["start_s"], decisions["end_s"], decisions["feedback_s"]
+    cols = {
+        "request_id": trace.request_id, "arrival_s": arrival, "model_index": model.astype(np.int16),
+        "explored": explored, "p_explore": decisions["p_explore"], "q_before": q_before, "q_after": q_after,
+        "q_tracked": decisions["q_tracked"], "s_hat": decisions["s_hat"], "sat": s, "cost": c,
+        "energy_j": e if e is not None else np.full(n, np.nan), "wait_s": start - arrival,
+        "start_s": start, "end_s": end, "feedback_s": fb,
+    }
+    counts = np.bincount(model, minlength=trace.m)
+    exploit = ~explored
+    counts_exploit = np.bincount(model[exploit], minlength=trace.m)
+    summary = {
+        "requests": int(n),
+        "satisfaction": float(s.mean()),
+        "satisfaction_running_mean": float(np.mean(np.cumsum(s) / np.arange(1, n + 1))),
+        "violation": float(q_after[-1] / n),
+        "q_final": float(q_after[-1]),
+        "cost": float(c.sum()),
+        "cost_exploit_only": float(c[exploit].sum()),
+        "cost_paper_convention": float(paper_convention_cost(c, explored).sum()),
+        "energy_j": float(e.sum()) if e is not None else None,
+        "energy_j_exploit_only": float(e[exploit].sum()) if e is not None else None,
+        "explorations": int(explored.sum()),
+        "expected_explorations": float(decisions["p_explore"].sum()),
+        "call_ratio": {name: float(counts[i] / n) for i, name in enumerate(trace.models)},
+        "call_ratio_exploit": {name: float(counts_exploit[i] / max(1, exploit.sum())) for i, name in enumerate(trace.models)},
+        "feedback_delivered": int(np.isfinite(fb).sum()),
+        "latency_s": percentiles(end - arrival),
+        "wait_s": percentiles(start - arrival),
+    }
+    return cols, summary
+
+
+def request_frame(policy: str, trace: Trace, cols: dict) -> pl.DataFrame:
+    names = pl.Enum(trace.models)
+    groups = pl.Enum(trace.features.group_names)
+    df = pl.DataFrame({"policy": pl.Series([policy] * trace.n, dtype=pl.Utf8), **cols})
+    return df.with_columns(
+        pl.Series("model", np.asarray(trace.models)[cols["model_index"]], dtype=names),
+        pl.Series("group", np.asarray(trace.features.group_names)[trace.features.groups], dtype=groups),
+        pl.col("energy_j").fill_nan(None),
+        pl.col("feedback_s").fill_nan(None),
+        pl.col("s_hat").fill_nan(None),
+    ).select(["policy", "request_id", "arrival_s", "group", "model", "model_index", "explored", "p_explore",
+              "q_before", "q_after", "q_tracked", "s_hat", "sat", "cost", "energy_j", "wait_s", "start_s",
+              "end_s", "feedback_s"])

@@ -1,0 +1,208 @@
+"""Run a scenario: build the trace, route it under every policy, evaluate, and write the results.
+
+Outputs in the result folder (each written to a temporary name, then renamed):
+- ``requests.parquet``: one row per request and policy (see :func:`sim.metrics.request_frame`);
+- ``occupancy.parquet``: busy slots and queue length per model over time (discrete-event mode);
+- ``summary.json``: per-policy figures; ``scenario.resolved.yaml``: the scenario with every default filled in.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import polars as pl
+import pyarrow.parquet as pq
+
+from . import config as cfg
+from .atomic import atomic_path, write_json, write_text
+from .engine import simulate
+from .errors import UserError
+from .metrics import evaluate, request_frame
+from .policies import build_router, describe
+from .rng import stream
+from .sequential import run_sequential
+from .synth import synth_frame, synth_provenance
+from .trace import Trace, from_frame, load_trace
+
+RESULT_FILES = ("requests.parquet", "occupancy.parquet", "summary.json", "scenario.resolved.yaml")
+
+
+def build_trace(scenario: cfg.Scenario) -> Trace:
+    src = scenario.trace
+    if src.synth is not None:
+        df, models = synth_frame(src.synth, scenario.seed)
+        trace = from_frame(df, models, path="<synth>", provenance=synth_provenance(src.synth, scenario.seed),
+                           objective=scenario.objective)
+    else:
+        trace = load_trace(src.path, objective=scenario.objective)
+    return select_zoo(trace, scenario)
+
+
+def select_zoo(trace: Trace, scenario: cfg.Scenario) -> Trace:
+    """Restrict and reorder the trace's models to the scenario's zoo (the zoo's order is the cost order)."""
+    if scenario.zoo is None:
+        return trace
+    names = [z.name for z in scenario.zoo]
+    missing = [n for n in names if n not in trace.models]
+    if missing:
+        raise UserError(f"zoo: model(s) {missing} are not in the trace (it has {trace.models})")
+    if len(set(names)) != len(names):
+        raise UserError(f"zoo: a model is listed twice in {names}")
+    from .trace import check_model_names
+
+    check_model_names(names, "zoo")
+    if names == trace.models:
+        return trace
+    idx = [trace.models.index(n) for n in names]
+    o = trace.outcomes
+
+    def pick(a):
+        return None if a is None else np.ascontiguousarray(a[:, idx])
+
+    from dataclasses import replace
+
+    outcomes = replace(o, sat=pick(o.sat), cost=pick(o.cost), energy_j=pick(o.energy_j),
+                       latency_s=pick(o.latency_s), p_true=pick(o.p_true))
+    features = replace(trace.features, pred=pick(trace.features.pred))
+    return replace(trace, models=names, outcomes=outcomes, features=features)
+
+
+def capacities(trace: Trace, scenario: cfg.Scenario) -> list[float]:
+    by_name = {z.name: z for z in scenario.zoo or []}
+    caps = []
+    for m in trace.models:
+        z = by_name.get(m)
+        caps.append(math.inf if z is None or z.slots is None else float(z.replicas * z.slots))
+    return caps
+
+
+def feedback_draws(scenario: cfg.Scenario, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Which requests get user feedback, and after what delay: the same draws for every policy."""
+    fb = scenario.feedback
+    given = stream(scenario.seed, "feedback").random(n) < fb.rate
+    rng = stream(scenario.seed, "feedback_delay")
+    d = fb.delay
+    if d.dist == "none" or d.mean_s == 0:
+        delay = np.zeros(n)
+    elif d.dist == "fixed":
+        delay = np.full(n, d.mean_s)
+    elif d.dist == "exponential":
+        delay = rng.exponential(d.mean_s, n)
+    else:
+        s2 = np.log1p(d.cv**2)
+        delay = rng.lognormal(np.log(d.mean_s) - s2 / 2, np.sqrt(s2), n)
+    return given, delay
+
+
+@dataclass
+class RunResult:
+    summary: dict
+    frames: dict[str, pl.DataFrame] = field(default_factory=dict)
+    occupancy: pl.DataFrame | None = None
+
+
+def simulate_scenario(scenario: cfg.Scenario, trace: Trace | None = None,
+                      progress: Callable[[str, int, int], None] | None = None) -> RunResult:
+    """Route the trace under every policy of the scenario. Pure: writes nothing."""
+    trace = trace if trace is not None else build_trace(scenario)
+    sequential = scenario.engine.mode == "sequential"
+    given, delay = feedback_draws(scenario, trace.n)
+    u_explore = stream(scenario.seed, "explore").random(trace.n)
+    caps = capacities(trace, scenario)
+    o = trace.outcomes
+    policies: dict[str, dict] = {}
+    frames: dict[str, pl.DataFrame] = {}
+    occupancy = []
+    for policy in scenario.policies:
+        label = policy.label
+        router = build_router(policy, trace, scenario.alpha, scenario.seed, u_explore)
+        tick = (lambda done, label=label: progress(label, done, trace.n)) if progress else None
+        if sequential:
+            decisions = run_sequential(router, o.sat, o.cost, given)
+            decisions["feedback_given"] = given
+            if tick:
+                tick(trace.n)
+        else:
+            decisions, occ = simulate(router, trace.arrival_s, o.latency_s, o.cost, o.sat, caps, given, delay,
+                                      progress=tick)
+            occupancy.append(pl.DataFrame({
+                "policy": [label] * len(occ.time_s), "time_s": occ.time_s,
+                "model": pl.Series(np.asarray(trace.models)[occ.model], dtype=pl.Enum(trace.models)),
+                "busy": occ.busy, "queued": occ.queued}))
+        cols, summary = evaluate(trace, decisions, router.fp[1] if policy.kind == "messplus" else scenario.alpha,
+                                 sequential)
+        policies[label] = {**describe(policy), **summary}
+        frames[label] = request_frame(label, trace, cols)
+    o_sat = o.sat.mean(axis=0)
+    summary = {
+        "scenario": scenario.name,
+        "seed": scenario.seed,
+        "alpha": scenario.alpha,
+        "engine": scenario.engine.mode,
+        "cost_unit": trace.cost_unit,
+        "trace": {"path": trace.path, "requests": trace.n, "span_s": float(trace.arrival_s[-1] - trace.arrival_s[0]),
+                  "provenance": trace.provenance},
+        "models": trace.models,
+        "groups": trace.features.group_names,
+        "model_accuracy": {m: float(o_sat[i]) for i, m in enumerate(trace.models)},
+        "model_mean_cost": {m: float(o.cost[:, i].mean()) for i, m in enumerate(trace.models)},
+        "policies": policies,
+    }
+    return RunResult(summary, frames, pl.concat(occupancy) if occupancy else None)
+
+
+def check_out_dir(out: Path, resolved: str, overwrite: bool) -> None:
+    """Refuse to mix results of different scenarios in one folder, unless told to overwrite."""
+    if out.exists() and not out.is_dir():
+        raise UserError(f"output {out}: exists and is not a directory")
+    previous = out / "scenario.resolved.yaml"
+    if previous.exists() and not overwrite:
+        if previous.read_text(encoding="utf-8") != resolved:
+            raise UserError(f"output {out}: holds results of a different scenario; use --overwrite or another --out")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as e:
+        raise UserError(f"output {out}: cannot write there ({e.strerror})") from None
+
+
+def write_results(result: RunResult, scenario: cfg.Scenario, out: Path) -> None:
+    """Write every result file atomically; requests are streamed policy by policy in row groups."""
+    frames = list(result.frames.values())
+    with atomic_path(out / "requests.parquet") as tmp:
+        writer = None
+        for df in frames:
+            table = df.to_arrow()
+            if writer is None:
+                writer = pq.ParquetWriter(tmp, table.schema, compression="zstd")
+            writer.write_table(table, row_group_size=1 << 20)
+        writer.close()
+    occ_path = out / "occupancy.parquet"
+    if result.occupancy is not None:
+        with atomic_path(occ_path) as tmp:
+            result.occupancy.write_parquet(tmp, compression="zstd")
+    elif occ_path.exists():
+        occ_path.unlink()
+    write_json(out / "summary.json", result.summary)
+    write_text(out / "scenario.resolved.yaml", cfg.resolved_yaml(scenario))
+
+
+def run_scenario(scenario: cfg.Scenario, out: Path, overwrite: bool = False, progress=None) -> RunResult:
+    out = Path(out)
+    check_out_dir(out, cfg.resolved_yaml(scenario), overwrite)
+    result = simulate_scenario(scenario, progress=progress)
+    write_results(result, scenario, out)
+    return result
+
+
+def remove_results(out: Path) -> None:
+    for name in RESULT_FILES:
+        (out / name).unlink(missing_ok=True)
+    shutil.rmtree(out / "groups", ignore_errors=True)

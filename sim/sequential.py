@@ -1,0 +1,47 @@
+"""Sequential mode: the paper's setting. No clock, no contention, feedback immediately after each request.
+
+One numba loop runs a whole policy: ``decide`` then ``complete`` then (with probability ``rate``)
+``feedback`` for t = 0..T-1, with the same kernels the discrete-event engine calls.
+"""
+
+from __future__ import annotations
+
+import numba as nb
+import numpy as np
+
+from .router import Router, complete, decide, feedback
+
+
+@nb.njit(cache=True)
+def _run(sat, cost, feedback_mask, ip, fp, q_tracked, ehat, ecount, plan, u_explore, shat, mask_buf,
+         model_out, explored_out, p_out, qt_out, shat_out,
+         kind, hyper, matrix, beta_a, beta_b, weights, bias, vel_w, vel_b, indptr, index, value, groups, fdim):
+    n = sat.shape[0]
+    for t in range(n):
+        qt_out[t] = q_tracked[0]
+        m, explored, p, s_hat = decide(t, ip, fp, q_tracked, ehat, plan, u_explore, shat,
+                                       kind, hyper, matrix, beta_a, beta_b, weights, bias, vel_w, vel_b,
+                                       indptr, index, value, groups, fdim)
+        model_out[t] = m
+        explored_out[t] = explored
+        p_out[t] = p
+        shat_out[t] = s_hat
+        complete(t, m, explored, cost[t], sat[t], ip, ehat, ecount, mask_buf,
+                 kind, hyper, matrix, beta_a, beta_b, weights, bias, vel_w, vel_b, indptr, index, value, groups, fdim)
+        if feedback_mask[t]:
+            feedback(t, m, explored, sat[t], ip, fp, q_tracked, mask_buf,
+                     kind, hyper, matrix, beta_a, beta_b, weights, bias, vel_w, vel_b, indptr, index, value,
+                     groups, fdim)
+
+
+def run_sequential(router: Router, sat: np.ndarray, cost: np.ndarray, feedback_mask: np.ndarray) -> dict:
+    """Route every request of the trace; returns the decision columns (outcomes are joined by the caller)."""
+    n = sat.shape[0]
+    out = {
+        "model": np.zeros(n, np.int64), "explored": np.zeros(n, np.bool_), "p_explore": np.zeros(n),
+        "q_tracked": np.zeros(n), "s_hat": np.zeros(n),
+    }
+    _run(sat, cost, feedback_mask, router.ip, router.fp, router.q_tracked, router.ehat, router.ecount, router.plan,
+         router.u_explore, router.shat, router.mask, out["model"], out["explored"], out["p_explore"],
+         out["q_tracked"], out["s_hat"], *router.pargs)
+    return out
