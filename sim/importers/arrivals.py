@@ -87,6 +87,8 @@ def _times_ns(df: pl.DataFrame, name: str, unit: str, where: str) -> tuple[np.nd
 def import_arrivals(path: str | Path, out: str | Path, *, preset: str | None = None, time: str | None = None,
                     time_unit: str | None = None, prompt_tokens: str | None = None, output_tokens: str | None = None,
                     log: Log = stderr_log) -> dict:
+    pending: list[str] = []
+    say = pending.append  # messages go to ``log`` once the file is written, so a failure prints one line
     path = Path(path)
     where = f"arrivals {path}"
     if preset is not None:
@@ -117,7 +119,7 @@ def import_arrivals(path: str | Path, out: str | Path, *, preset: str | None = N
             tokens[out_name] = s.fill_null(0.0).fill_nan(0.0).to_numpy()
     dropped = int(missing.sum())
     if dropped:
-        log(f"dropped {dropped} of {df.height} row(s) with a missing time or token count in {path.name}")
+        say(f"dropped {dropped} of {df.height} row(s) with a missing time or token count in {path.name}")
     keep = ~missing
     if not keep.any():
         raise UserError(f"{where}: no row has a time (column {time!r})")
@@ -129,7 +131,7 @@ def import_arrivals(path: str | Path, out: str | Path, *, preset: str | None = N
     order = np.argsort(t, kind="stable")
     t = t[order]
     if out_of_order:
-        log(f"sorted the arrivals: {out_of_order} row(s) arrived before the row above them in {path.name}")
+        say(f"sorted the arrivals: {out_of_order} row(s) arrived before the row above them in {path.name}")
     if time_unit == "datetime":
         arrival = (t - t[0]).astype(np.float64) / 1e9
     elif np.issubdtype(t.dtype, np.integer):
@@ -145,6 +147,8 @@ def import_arrivals(path: str | Path, out: str | Path, *, preset: str | None = N
         "rows_in_source": df.height, "dropped_rows": dropped, "out_of_order_rows": out_of_order,
     }
     write_arrivals(pa.table(cols), out, provenance)
+    for msg in pending:
+        log(msg)
     span = float(arrival[-1] - arrival[0]) if arrival.size else 0.0
     return {"rows": int(arrival.size), "span_s": span, "dropped": dropped, "out_of_order": out_of_order, "out": str(out)}
 

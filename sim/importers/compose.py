@@ -95,6 +95,9 @@ def compose(outcomes: str | Path, arrivals: str | Path, out: str | Path, *, time
     if (profile is None) != (gpu is None):
         raise UserError("--profile and --gpu go together")
 
+    pending: list[str] = []
+    say = pending.append  # messages go to ``log`` once the trace is written, so a failure prints one line
+    table = load_profiles(profile) if profile is not None else None
     dfo, meta = read_table(outcomes)
     models = meta.get("models") or models_in_columns(dfo.columns)
     validate_frame(dfo, models, str(outcomes))
@@ -114,9 +117,9 @@ def compose(outcomes: str | Path, arrivals: str | Path, out: str | Path, *, time
     t, idx_a = _arrival_times(a, n, start)
     t = t * float(time_scale)
     if n > n_arr:
-        log(f"note: {n} requests but {n_arr} arrivals: the arrival pattern repeats {-(-n // n_arr)} time(s)")
+        say(f"note: {n} requests but {n_arr} arrivals: the arrival pattern repeats {-(-n // n_arr)} time(s)")
     if n > n_out:
-        log(f"note: {n} requests but {n_out} outcome rows: outcome rows are reused")
+        say(f"note: {n} requests but {n_out} outcome rows: outcome rows are reused")
 
     df = dfo.select(pl.all().gather(idx_o))
     df = df.with_columns(pl.col("request_id").alias("source_request_id"))
@@ -139,9 +142,8 @@ def compose(outcomes: str | Path, arrivals: str | Path, out: str | Path, *, time
     cost_unit = meta.get("cost_unit", "J")
     if profile is not None:
         if not (need_energy or need_latency):
-            log("note: the outcome table already has energy and latency; --profile is not used")
+            say("note: the outcome table already has energy and latency; --profile is not used")
         else:
-            table = load_profiles(profile)
             maps = parse_map(mapping) if isinstance(mapping, str) or mapping is None else dict(mapping)
             unknown = [k for k in maps if k not in models]
             if unknown:
@@ -186,11 +188,13 @@ def compose(outcomes: str | Path, arrivals: str | Path, out: str | Path, *, time
                 notes["model_order"] = "by mean derived energy_j, cheapest first"
     else:
         if need_latency:
-            log("note: latency is 0 for every model; pass --profile/--gpu/--map to derive it from a GPU profile")
+            say("note: latency is 0 for every model; pass --profile/--gpu/--map to derive it from a GPU profile")
     provenance = {
         "importer": "compose", "outcomes": str(outcomes), "arrivals": str(arrivals), "assign": assign, "seed": seed,
         "time_scale": float(time_scale), "rows": n, "arrival_start_index": start,
         "outcomes_provenance": meta.get("provenance", {}), "arrivals_provenance": prov_a, **notes,
     }
     write_trace(df, out, models, provenance, cost_unit=cost_unit)
+    for msg in pending:
+        log(msg)
     return {"rows": n, "out": str(out), "span_s": float(t[-1] - t[0]) if n else 0.0, "derived": sorted(derived)}

@@ -120,14 +120,19 @@ def import_outcomes(path: str | Path, out: str | Path, *, preset: str | None = N
                     output_tokens: str | None = None, group: str | None = None, text: str | None = None,
                     id_col: str | None = None, models: str | list[str] | None = None,
                     cost_per_request: str | dict | None = None, log: Log = stderr_log) -> dict:
-    """Import ``path`` and write a trace to ``out``. Returns a summary dict (rows, dropped, models, ...)."""
+    """Import ``path`` and write a trace to ``out``. Returns a summary dict (rows, dropped, models, ...).
+
+    Messages for stderr are passed to ``log`` only once the trace is written, so a failure prints one line.
+    """
+    pending: list[str] = []
+    say = pending.append
     path = Path(path)
     if preset is not None and preset not in PRESETS:
         raise UserError(f"unknown preset {preset!r} for trace import outcomes (known: {', '.join(PRESETS)})")
     where = f"outcomes {path}"
     df = read_frame(path, "outcomes file")
     notes: dict = {}
-    df, defaults = _preset_defaults(preset, df, path, notes, log)
+    df, defaults = _preset_defaults(preset, df, path, notes, say)
     sat = sat or defaults.get("sat")
     cost = cost or defaults.get("cost")
     energy = energy or defaults.get("energy")
@@ -226,9 +231,9 @@ def import_outcomes(path: str | Path, out: str | Path, *, preset: str | None = N
     keep = ~(miss_label | miss_other)
     dropped_labels, dropped_other = int(miss_label.sum()), int(miss_other.sum())
     if dropped_labels:
-        log(f"dropped {dropped_labels} of {n0} row(s) with a missing label in {path.name}")
+        say(f"dropped {dropped_labels} of {n0} row(s) with a missing label in {path.name}")
     if dropped_other:
-        log(f"dropped {dropped_other} more row(s) with a missing value in {short_list(other_cols, 4)}")
+        say(f"dropped {dropped_other} more row(s) with a missing value in {short_list(other_cols, 4)}")
     if not keep.any():
         raise UserError(f"{where}: every row has a missing label or value; nothing to import")
 
@@ -273,7 +278,7 @@ def import_outcomes(path: str | Path, out: str | Path, *, preset: str | None = N
     if group:
         g = df[group].cast(pl.Utf8).gather(rows)
         if g.null_count():
-            log(f"note: {g.null_count()} row(s) have no {group!r}; their group is '(none)'")
+            say(f"note: {g.null_count()} row(s) have no {group!r}; their group is '(none)'")
         cols["group"] = g.fill_null("(none)").alias("group")
     else:
         cols["group"] = pl.Series("group", ["all"] * n, dtype=pl.Utf8)
@@ -319,5 +324,7 @@ def import_outcomes(path: str | Path, out: str | Path, *, preset: str | None = N
     }
     cost_unit = "J" if "energy_j" in family_maps else "USD"
     write_trace(out_df, out, model_list, provenance, cost_unit=cost_unit)
+    for msg in pending:
+        log(msg)
     return {"rows": n, "dropped": dropped_labels + dropped_other, "models": model_list, "out": str(out),
             "cost_unit": cost_unit, "means": {m: means[m] for m in model_list}}

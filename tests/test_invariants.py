@@ -1,0 +1,123 @@
+"""The simulator's core invariants, one named test each (docs/invariants.md lists them)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import polars as pl
+import pytest
+
+from sim.config import validate_scenario
+from sim.runner import build_trace, run_scenario, simulate_scenario
+from sim.trace import from_frame
+from sim.synth import synth_frame
+
+CAUSAL = ["messplus", "mp_beta", "threshold", "always:m"]
+
+
+@pytest.fixture(params=["des", "sequential"])
+def mode_result(request, small_raw):
+    small_raw["engine"]["mode"] = request.param
+    scenario = validate_scenario(small_raw)
+    trace = build_trace(scenario)
+    return scenario, trace, simulate_scenario(scenario, trace)
+
+
+def test_every_request_served_once(mode_result):
+    scenario, trace, result = mode_result
+    for label, df in result.frames.items():
+        assert df.height == trace.n, label
+        assert df["request_id"].n_unique() == trace.n
+        assert set(df["request_id"].to_list()) == set(trace.request_id.tolist())
+        assert df["model"].null_count() == 0
+        ratio = sum(result.summary["policies"][label]["call_ratio"].values())
+        assert ratio == pytest.approx(1.0, abs=1e-12)
+
+
+def test_causality_order(mode_result):
+    scenario, trace, result = mode_result
+    for label, df in result.frames.items():
+        assert (df["start_s"] >= df["arrival_s"]).all(), label
+        assert (df["end_s"] >= df["start_s"]).all(), label
+        fb = df.filter(pl.col("feedback_s").is_not_null())
+        assert (fb["feedback_s"] >= fb["end_s"]).all(), label
+        assert (df["wait_s"] >= 0).all()
+    if scenario.engine.mode == "des":  # slots are scarce in this scenario: someone must have waited
+        assert result.frames["always:m"]["wait_s"].max() > 0
+
+
+def test_queue_identity(mode_result):
+    scenario, trace, result = mode_result
+    for label, df in result.frames.items():
+        s = df["sat"].to_numpy()
+        q = df["q_after"].to_numpy()
+        alpha = scenario.alpha
+        assert (q >= 0).all() and (df["q_before"].to_numpy() >= 0).all()
+        assert s.mean() >= alpha - q[-1] / len(s) - 1e-12, label
+        # Q is exactly the recursion on realised satisfaction, in request order
+        expect, acc = np.empty_like(s), 0.0
+        for t, st in enumerate(s):
+            acc = max(0.0, acc + alpha - st)
+            expect[t] = acc
+        np.testing.assert_allclose(q, expect, rtol=0, atol=1e-9)
+        assert result.summary["policies"][label]["violation"] == pytest.approx(q[-1] / len(s))
+
+
+def _decision_columns(df: pl.DataFrame) -> pl.DataFrame:
+    return df.select("request_id", "model_index", "explored", "p_explore", "q_tracked", "s_hat")
+
+
+@pytest.mark.parametrize("mode", ["des", "sequential"])
+def test_no_outcome_reads(small_raw, mode):
+    """Changing what a router cannot know yet (its own and later requests' outcomes, and earlier requests whose
+    service has not ended) must not change any decision up to that request."""
+    small_raw["engine"]["mode"] = mode
+    small_raw["policies"] = [p for p in small_raw["policies"] if p["kind"] in ("messplus", "threshold", "always")]
+    scenario = validate_scenario(small_raw)
+    trace = build_trace(scenario)
+    base = simulate_scenario(scenario, trace)
+    rng = np.random.default_rng(0)
+    for k in (0, 1, 37, 400, 1100):
+        a_k = trace.arrival_s[k]
+        for label, df in base.frames.items():
+            end = df["end_s"].to_numpy()
+            unknown = (np.arange(trace.n) >= k) | (end > a_k)
+            o = trace.outcomes
+            sat = o.sat.copy()
+            sat[unknown] = 1.0 - sat[unknown]
+            cost = o.cost.copy()
+            cost[unknown] *= rng.uniform(0.01, 100.0, size=cost[unknown].shape)
+            p_true = o.p_true.copy()
+            p_true[unknown] = rng.random(p_true[unknown].shape)
+            poisoned = replace(trace, outcomes=replace(o, sat=sat, cost=cost, energy_j=cost, p_true=p_true))
+            policy_only = scenario.model_copy(update={"policies": [p for p in scenario.policies if p.label == label]})
+            after = simulate_scenario(policy_only, poisoned).frames[label]
+            before = _decision_columns(df)[: k + 1]
+            assert _decision_columns(after)[: k + 1].equals(before), f"{label} read an outcome it could not know at t={k}"
+
+
+def test_determinism_byte_identical(small_raw, tmp_path):
+    scenario = validate_scenario(small_raw)
+    run_scenario(scenario, tmp_path / "a")
+    run_scenario(scenario, tmp_path / "b")
+    for name in ("requests.parquet", "occupancy.parquet", "summary.json", "scenario.resolved.yaml"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+
+
+@pytest.mark.parametrize("ties", [False, True])
+def test_sequential_des_parity(small_raw, ties):
+    """With unlimited slots, zero latency and zero delay the event engine makes the sequential decisions."""
+    small_raw["trace"]["synth"]["latency_s"] = {"s": 0.0, "m": 0.0, "l": 0.0}
+    small_raw["zoo"] = [{"name": m} for m in ("s", "m", "l")]
+    small_raw["feedback"]["delay"] = {"dist": "none"}
+    des = validate_scenario(small_raw)
+    seq = des.model_copy(update={"engine": des.engine.model_copy(update={"mode": "sequential"})})
+    df, models = synth_frame(des.trace.synth, des.seed)
+    if ties:  # many requests arriving at the same instant must still see each other's feedback in order
+        df = df.with_columns(pl.col("arrival_s").floor())
+    trace = from_frame(df, models)
+    a, b = simulate_scenario(des, trace), simulate_scenario(seq, trace)
+    for label in a.frames:
+        assert _decision_columns(a.frames[label]).equals(_decision_columns(b.frames[label])), label
+        assert a.summary["policies"][label]["cost"] == b.summary["policies"][label]["cost"]
