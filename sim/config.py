@@ -57,6 +57,8 @@ Arrivals = Annotated[Union[PoissonArrivals, GammaArrivals, FileArrivals], Field(
 
 class SynthGroup(Strict):
     weight: PositiveFloat = 1.0
+    alpha: Annotated[float, Field(gt=0, lt=1)] | None = Field(
+        None, description="this group's SLA target when the scenario runs per group (split_by: group)")
     difficulty_mean: Annotated[float, Field(ge=-100, le=100)] = 0.0
     accuracy: dict[str, Annotated[float, Field(gt=0, lt=1)]]
     energy_j: dict[str, NonNegFloat]
@@ -246,6 +248,8 @@ class Scenario(Strict):
     zoo: list[ZooModel] | None = Field(None, description="defaults to the trace's models with unlimited slots")
     feedback: Feedback = Feedback()
     engine: Engine = Engine()
+    split_by: Literal["none", "group"] = Field(
+        "none", description="'group': run every group as its own trace (with its own alpha), as the paper does")
     policies: Annotated[list[Policy], Field(min_length=1)]
 
     @field_validator("policies")

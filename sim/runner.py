@@ -27,7 +27,7 @@ from .policies import build_router, describe
 from .rng import stream
 from .sequential import run_sequential
 from .synth import synth_frame, synth_provenance
-from .trace import Trace, from_frame, load_trace
+from .trace import Trace, from_frame, load_trace, subset
 
 RESULT_FILES = ("requests.parquet", "occupancy.parquet", "summary.json", "scenario.resolved.yaml")
 
@@ -194,9 +194,31 @@ def write_results(result: RunResult, scenario: cfg.Scenario, out: Path) -> None:
     write_text(out / "scenario.resolved.yaml", cfg.resolved_yaml(scenario))
 
 
+def group_runs(scenario: cfg.Scenario, trace: Trace):
+    """For ``split_by: group``: yield (group, scenario with the group's alpha, the group's sub-trace)."""
+    synth_groups = scenario.trace.synth.groups if scenario.trace.synth is not None else {}
+    for gi, g in enumerate(trace.features.group_names):
+        spec = synth_groups.get(g)
+        alpha = spec.alpha if spec is not None and spec.alpha is not None else scenario.alpha
+        sub = subset(trace, trace.features.groups == gi)
+        yield g, scenario.model_copy(update={"alpha": alpha, "split_by": "none", "name": f"{scenario.name}/{g}"}), sub
+
+
 def run_scenario(scenario: cfg.Scenario, out: Path, overwrite: bool = False, progress=None) -> RunResult:
     out = Path(out)
     check_out_dir(out, cfg.resolved_yaml(scenario), overwrite)
+    if scenario.split_by == "group":
+        trace = build_trace(scenario)
+        groups = {}
+        for g, sub_scenario, sub in group_runs(scenario, trace):
+            tick = (lambda label, done, total, g=g: progress(f"{g}: {label}", done, total)) if progress else None
+            result = simulate_scenario(sub_scenario, sub, progress=tick)
+            write_results(result, sub_scenario, out / "groups" / g)
+            groups[g] = result.summary
+        summary = {"scenario": scenario.name, "seed": scenario.seed, "split_by": "group", "groups": groups}
+        write_json(out / "summary.json", summary)
+        write_text(out / "scenario.resolved.yaml", cfg.resolved_yaml(scenario))
+        return RunResult(summary)
     result = simulate_scenario(scenario, progress=progress)
     write_results(result, scenario, out)
     return result

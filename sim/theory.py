@@ -421,6 +421,8 @@ def bounds(
         raise ValueError("bounds need at least one request")
     alpha = float(alpha)
     V = float(V)
+    if not V > 0:
+        raise ValueError(f"V must be > 0, got {V}")
     E = np.asarray(E, dtype=np.float64)
     if E.ndim != 2 or E.shape[0] != T:
         raise ValueError(f"E must be T x M with T = {T}, got {E.shape}")
@@ -524,7 +526,6 @@ def bounds(
         gap_top = np.maximum(0.0, P.max(axis=1) - P[:, M - 1])
     else:
         gap_top = None
-    explore_any = c > 0 or (explored is not None and explored.any())
 
     # Cost <= OPT + B/V (+ exploration + prediction/cost-error terms).
     if P is None:

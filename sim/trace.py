@@ -268,3 +268,25 @@ def load_trace(path: str | Path, objective: str = "energy_j") -> Trace:
 
 def finite_or_none(x: float) -> float | None:
     return None if x is None or not math.isfinite(x) else float(x)
+
+
+def subset(trace: Trace, rows: np.ndarray) -> Trace:
+    """The trace restricted to ``rows`` (a boolean mask or index array), keeping order and model columns."""
+    from dataclasses import replace
+
+    idx = np.flatnonzero(rows) if rows.dtype == np.bool_ else np.asarray(rows)
+    f, o = trace.features, trace.outcomes
+    counts = np.diff(f.token_indptr)[idx]
+    indptr = np.zeros(len(idx) + 1, np.int64)
+    np.cumsum(counts, out=indptr[1:])
+    take = np.concatenate([np.arange(f.token_indptr[i], f.token_indptr[i + 1]) for i in idx]) if len(idx) else np.zeros(0, np.int64)
+
+    def pick(a):
+        return None if a is None else np.ascontiguousarray(a[idx])
+
+    features = replace(f, groups=f.groups[idx], token_indptr=indptr, token_index=f.token_index[take],
+                       token_value=f.token_value[take], pred=pick(f.pred))
+    outcomes = replace(o, sat=pick(o.sat), cost=pick(o.cost), energy_j=pick(o.energy_j),
+                       latency_s=pick(o.latency_s), p_true=pick(o.p_true))
+    return replace(trace, request_id=trace.request_id[idx], arrival_s=trace.arrival_s[idx] - trace.arrival_s[idx][0],
+                   features=features, outcomes=outcomes)

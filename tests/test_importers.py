@@ -248,6 +248,12 @@ def test_generic_probabilities_models_and_id(tmp_path, capsys):
     ok(["trace", "import", "outcomes", csv, "--sat", "p__*", "--cost", "usd__*", "--models", "big,tiny", "-o", out], capsys)
     assert read_table(out)[1]["models"] == ["big", "tiny"]
     assert (read_table(out)[0]["latency_s__big"] == 0).all()
+    ok(["trace", "import", "outcomes", csv, "--sat", "p__*", "--cost-per-request", "big=0.5,tiny=0.01", "-o", out], capsys)
+    df, meta = read_table(out)
+    assert df["cost_usd__big"].to_list() == [0.5, 0.5] and meta["models"] == ["tiny", "big"]
+    bad(["trace", "import", "outcomes", csv, "--sat", "p__*", "--cost-per-request", "big=0.5", "-o", out], capsys, "tiny")
+    bad(["trace", "import", "outcomes", csv, "--sat", "p__*", "--cost-per-request", "big=lots,tiny=1", "-o", out],
+        capsys, "lots")
 
 
 def test_arrivals_jsonl_unsorted_ms(tmp_path, capsys):
@@ -442,6 +448,8 @@ def test_bad_profile_compose_and_info_inputs(tmp_path, capsys):
     bad(comp + ["--profile", tmp_path / "none.parquet", "--gpu", "H100"], capsys, "no such file")
     bad(["trace", "compose", "--outcomes", outcomes, "--arrivals", outcomes.with_name("nope.parquet"), "-o",
          tmp_path / "t.parquet"], capsys, "no such file")
+    bad(["trace", "compose", "--outcomes", arrivals, "--arrivals", arrivals, "-o", tmp_path / "t.parquet"],
+        capsys, "not a trace")
     csv = tmp_path / "plain.csv"
     csv.write_text("a\n1\n")
     bad(["trace", "info", csv], capsys, "parquet")

@@ -100,6 +100,9 @@ def compose(outcomes: str | Path, arrivals: str | Path, out: str | Path, *, time
     table = load_profiles(profile) if profile is not None else None
     dfo, meta = read_table(outcomes)
     models = meta.get("models") or models_in_columns(dfo.columns)
+    if not models:
+        raise UserError(f"outcomes {outcomes}: not a trace (no 'sat__<model>' columns); "
+                        f"make one with `python -m sim trace import outcomes`")
     validate_frame(dfo, models, str(outcomes))
     dfa, prov_a = read_arrivals(arrivals)
     n_out, n_arr = dfo.height, dfa.height

@@ -177,9 +177,10 @@ def import_outcomes(path: str | Path, out: str | Path, *, preset: str | None = N
     if const_cost:
         if cost:
             raise UserError("give either --cost GLOB or --cost-per-request, not both")
-        unknown = [m for m in const_cost if m not in model_list]
+        unknown = [m for m in const_cost if m not in sat_map]
         if unknown:
-            raise UserError(f"--cost-per-request: unknown model(s) {unknown} (models: {short_list(model_list)})")
+            raise UserError(f"--cost-per-request: unknown model(s) {unknown} (models: {short_list(sat_map)})")
+        const_cost = {m: v for m, v in const_cost.items() if m in model_list}
         missing = [m for m in model_list if m not in const_cost]
         if missing:
             raise UserError(f"--cost-per-request: no cost for model(s) {missing}")
