@@ -104,14 +104,56 @@ class SynthTrace(Strict):
         return list(next(iter(self.groups.values())).accuracy)
 
 
+class RecipeOutcomes(Strict):
+    path: str
+    preset: Literal["routerbench", "routellm", "messplus"] | None = None
+    sat: str | None = Field(None, description="glob of the satisfaction columns when there is no preset")
+    cost: str | None = None
+    energy: str | None = None
+    latency: str | None = None
+    group: str | None = None
+    text: str | None = None
+    models: list[str] | None = Field(None, description="keep these models only (in this order)")
+    cost_per_request: dict[str, NonNegFloat] | None = None
+
+
+class RecipeArrivals(Strict):
+    path: str
+    preset: Literal["azure"] | None = None
+    time: str | None = None
+    time_unit: Literal["s", "ms", "us", "ns", "datetime"] | None = None
+    prompt_tokens: str | None = None
+    output_tokens: str | None = None
+
+
+class RecipeProfile(Strict):
+    path: str | list[str]
+    gpu: str
+    map: dict[str, str] = Field(default_factory=dict, description="trace model -> profile model_id[*factor]")
+    concurrency: PositiveFloat = 1.0
+
+
+class Recipe(Strict):
+    """Build the trace from real files in memory: ``sim.importers.recipe`` (import + compose, no file written)."""
+    outcomes: RecipeOutcomes
+    arrivals: RecipeArrivals | None = None
+    time_scale: PositiveFloat = 1.0
+    assign: Literal["cycle", "sample"] = "cycle"
+    seed: Annotated[int, Field(ge=0)] | None = Field(None, description="assignment seed; defaults to the scenario's")
+    rows: Annotated[int, Field(ge=1, le=1_000_000_000)] | None = None
+    profile: RecipeProfile | None = None
+
+
 class TraceSource(Strict):
     path: str | None = None
     synth: SynthTrace | None = None
+    recipe: Recipe | None = None
 
     @model_validator(mode="after")
     def _one_source(self):
-        if (self.path is None) == (self.synth is None):
-            raise ValueError("give exactly one of 'path' (a Parquet trace) or 'synth' (a generator)")
+        if sum(x is not None for x in (self.path, self.synth, self.recipe)) != 1:
+            raise ValueError("give exactly one of 'path' (a Parquet trace), 'synth' (a generator) "
+                             "or 'recipe' (real files imported on the fly)")
         return self
 
 
@@ -193,7 +235,9 @@ class MessPlus(PolicyBase):
     V: Annotated[float, Field(gt=0, le=1e6)] = 1e-4
     c: Annotated[float, Field(ge=0, le=1e6)] = 0.1
     alpha: Annotated[float, Field(gt=0, lt=1)] | None = Field(None, description="defaults to the scenario's alpha")
-    energy_estimate: Literal["last", "mean"] = "mean"
+    energy_estimate: Literal["last", "mean", "oracle"] = Field(
+        "mean", description="'oracle': fixed per-model estimates = the trace's mean cost per model (the theory's "
+                            "exact-cost assumption, for guarantee checks)")
     explore_needs_feedback: bool = Field(
         False, description="true: exploration labels train the predictor only if the user's feedback arrives")
     learn_from_exploit: bool = Field(
@@ -236,6 +280,44 @@ Policy = Annotated[
 ]
 
 
+# ---------------------------------------------------------------- expectations (checked by `sim check --strict`)
+
+class MonotoneExpect(Strict):
+    check: Literal["monotone"]
+    metric: str = Field(description="a per-policy summary figure, e.g. cost_mean, q_final, violation")
+    over: Annotated[list[str], Field(min_length=2)] = Field(description="policy names, in increasing order of V")
+    direction: Literal["nonincreasing", "nondecreasing"]
+    tolerance: NonNegFloat | Literal["auto"] = Field(
+        "auto", description="allowed step against the direction; 'auto': z(0.999) x the standard error of the "
+                            "difference (cost_mean only)")
+
+
+class MaxExpect(Strict):
+    check: Literal["max"]
+    policy: str
+    metric: str
+    value: float
+
+
+class CostGapRatioExpect(Strict):
+    check: Literal["cost_gap_ratio"]
+    policy: str
+    baseline: str
+    max_ratio: PositiveFloat = Field(description="(cost(policy) - OPT) / (cost(baseline) - OPT) must be below this")
+
+
+class SlaTimeExpect(Strict):
+    check: Literal["sla_time"]
+    policy: str
+    threshold: Probability = 0.01
+    max_fraction: Probability = Field(1.0, description="the running Q_t / t must stay <= threshold from this "
+                                                       "fraction of the trace on")
+
+
+Expectation = Annotated[Union[MonotoneExpect, MaxExpect, CostGapRatioExpect, SlaTimeExpect],
+                        Field(discriminator="check")]
+
+
 # ---------------------------------------------------------------- scenario
 
 class Scenario(Strict):
@@ -251,6 +333,7 @@ class Scenario(Strict):
     split_by: Literal["none", "group"] = Field(
         "none", description="'group': run every group as its own trace (with its own alpha), as the paper does")
     policies: Annotated[list[Policy], Field(min_length=1)]
+    expect: list[Expectation] = Field(default_factory=list, description="scenario-level checks for `sim check`")
 
     @field_validator("policies")
     @classmethod
@@ -271,6 +354,8 @@ class UniqueKeyLoader(yaml.SafeLoader):
 def _construct_mapping(loader, node, deep=False):
     seen = set()
     for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":  # '<<: *anchor' merges; own keys may override merged ones
+            continue
         key = loader.construct_object(key_node, deep=deep)
         if isinstance(key, (list, dict, set)):  # unhashable: a complex key ('? [a, b]'), never a valid scenario key
             raise yaml.constructor.ConstructorError(None, None, f"a key must be a plain value, not a {type(key).__name__}",

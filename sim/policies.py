@@ -54,11 +54,15 @@ def build_router(policy, trace: Trace, alpha: float, seed: int, u_explore: np.nd
     if isinstance(policy, cfg.MessPlus):
         oracle = trace.outcomes if policy.predictor.kind in ORACLE_KINDS else None
         pred = build_predictor(policy.predictor, trace.features, m, oracle, seed, label)
-        return Router(kind=MESSPLUS, n_models=m, n_requests=n, predictor=pred, u_explore=u_explore,
-                      V=policy.V, alpha=policy.alpha if policy.alpha is not None else alpha, c=policy.c,
-                      energy_estimate=EST_LAST if policy.energy_estimate == "last" else EST_MEAN,
-                      explore_needs_feedback=policy.explore_needs_feedback,
-                      learn_from_exploit=policy.learn_from_exploit)
+        router = Router(kind=MESSPLUS, n_models=m, n_requests=n, predictor=pred, u_explore=u_explore,
+                        V=policy.V, alpha=policy.alpha if policy.alpha is not None else alpha, c=policy.c,
+                        energy_estimate=EST_LAST if policy.energy_estimate == "last" else EST_MEAN,
+                        explore_needs_feedback=policy.explore_needs_feedback,
+                        learn_from_exploit=policy.learn_from_exploit)
+        if policy.energy_estimate == "oracle":  # fixed at the trace's per-model means: infinite counts freeze them
+            router.ehat[:] = trace.outcomes.cost.mean(axis=0)
+            router.ecount[:] = np.inf
+        return router
     if isinstance(policy, cfg.Threshold):
         weak, strong = model_index(trace, policy.weak, where), model_index(trace, policy.strong, where)
         oracle = trace.outcomes if policy.predictor.kind in ORACLE_KINDS else None

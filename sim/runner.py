@@ -9,7 +9,9 @@ Outputs in the result folder (each written to a temporary name, then renamed):
 from __future__ import annotations
 
 import math
+import os
 import shutil
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -22,6 +24,7 @@ from . import config as cfg
 from .atomic import atomic_path, write_json, write_text
 from .engine import simulate
 from .errors import UserError
+from .guarantees import policy_guarantees
 from .metrics import evaluate, request_frame
 from .policies import build_router, describe
 from .rng import stream
@@ -38,6 +41,10 @@ def build_trace(scenario: cfg.Scenario) -> Trace:
         df, models = synth_frame(src.synth, scenario.seed)
         trace = from_frame(df, models, path="<synth>", provenance=synth_provenance(src.synth, scenario.seed),
                            objective=scenario.objective)
+    elif src.recipe is not None:
+        from .importers.recipe import build_recipe_trace
+
+        trace = build_recipe_trace(src.recipe, scenario.seed, objective=scenario.objective)
     else:
         trace = load_trace(src.path, objective=scenario.objective)
     return select_zoo(trace, scenario)
@@ -137,6 +144,9 @@ def simulate_scenario(scenario: cfg.Scenario, trace: Trace | None = None,
         cols, summary = evaluate(trace, decisions, router.fp[1] if policy.kind == "messplus" else scenario.alpha,
                                  sequential)
         policies[label] = {**describe(policy), **summary}
+        policies[label]["guarantees"] = policy_guarantees(
+            scenario, policy, trace, router, decisions, cols,
+            float(router.fp[1]) if policy.kind == "messplus" else scenario.alpha)
         frames[label] = request_frame(label, trace, cols)
     o_sat = o.sat.mean(axis=0)
     summary = {
@@ -164,11 +174,17 @@ def check_out_dir(out: Path, resolved: str, overwrite: bool) -> None:
     if previous.exists() and not overwrite:
         if previous.read_text(encoding="utf-8") != resolved:
             raise UserError(f"output {out}: holds results of a different scenario; use --overwrite or another --out")
+    # Probe the nearest existing folder without creating ``out``: a run that fails later (bad trace, unknown
+    # model) must leave no trace on disk, not even an empty folder. The writers create ``out`` at the end.
+    base = out
+    while not base.exists() and base != base.parent:
+        base = base.parent
+    if not base.is_dir():
+        raise UserError(f"output {out}: cannot write there ({base} is not a directory)")
     try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".write-test"
-        probe.write_text("")
-        probe.unlink()
+        fd, probe = tempfile.mkstemp(prefix=".write-test.", dir=base)
+        os.close(fd)
+        os.unlink(probe)
     except OSError as e:
         raise UserError(f"output {out}: cannot write there ({e.strerror})") from None
 
@@ -176,6 +192,9 @@ def check_out_dir(out: Path, resolved: str, overwrite: bool) -> None:
 def write_results(result: RunResult, scenario: cfg.Scenario, out: Path) -> None:
     """Write every result file atomically; requests are streamed policy by policy in row groups."""
     frames = list(result.frames.values())
+    stamp = out / "scenario.resolved.yaml"  # written last: present = every result file here is of that scenario
+    if stamp.exists() and stamp.read_text(encoding="utf-8") != cfg.resolved_yaml(scenario):
+        stamp.unlink()  # --overwrite: an interrupted rewrite must not leave new files under the old stamp
     with atomic_path(out / "requests.parquet") as tmp:
         writer = None
         for df in frames:

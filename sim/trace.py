@@ -37,6 +37,9 @@ PER_MODEL = {
     "pred": False,
 }
 HASH_DIM = 1 << 14
+# Largest accepted time, cost, energy or token count: far above anything real, and low enough that sums over
+# 1e9 requests x 12 models and V * energy stay finite (no inf in summaries, no decision lost to overflow).
+MAX_VALUE = 1e12
 
 
 def col(family: str, model: str) -> str:
@@ -121,10 +124,13 @@ def validate_frame(df: pl.DataFrame, models: list[str], where: str) -> None:
     for name in ("request_id", "arrival_s", "group"):
         if name not in df.columns:
             raise UserError(f"{where}: missing required column {name!r}")
-    in_cols = models_in_columns(df.columns)
-    extra = [m for m in in_cols if m not in models]
+    # any per-model column (not only sat__) naming an undeclared model is refused, so none is silently ignored
+    in_cols = [c.split("__", 1) for c in df.columns if c.split("__", 1)[0] in PER_MODEL and "__" in c]
+    extra = list(dict.fromkeys(m for _, m in in_cols if m not in models))
     if extra:
-        raise UserError(f"{where}: columns for model(s) {extra} that the trace metadata does not declare")
+        first = next(f"{f}__{m}" for f, m in in_cols if m == extra[0])
+        raise UserError(f"{where}: columns for model(s) {extra} (e.g. {first!r}) that the trace does not declare "
+                        f"(declared by the metadata or by 'sat__<model>' columns: {list(models)})")
     for m in models:
         for family, required in PER_MODEL.items():
             if required and col(family, m) not in df.columns:
@@ -148,6 +154,12 @@ def validate_frame(df: pl.DataFrame, models: list[str], where: str) -> None:
                 raise UserError(f"{where}: column {name!r} has {bad} NaN or infinite value(s)")
         if (s < 0).any():
             raise UserError(f"{where}: column {name!r} has negative value(s), first at row {int((s < 0).arg_true()[0])}")
+        if name != "request_id" and (s > MAX_VALUE).any():
+            raise UserError(f"{where}: column {name!r} has value(s) above {MAX_VALUE:g}, first at row "
+                            f"{int((s > MAX_VALUE).arg_true()[0])} (times, costs and tokens must be plausible)")
+    rid = df["request_id"]
+    if rid.dtype.is_float() and ((rid != rid.floor()).any() or (rid.abs() >= 2.0**53).any()):
+        raise UserError(f"{where}: column 'request_id' must hold whole numbers (it is read as int64)")
     for m in models:
         for family in ("sat", "p_true", "pred"):
             name = col(family, m)

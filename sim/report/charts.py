@@ -1,0 +1,765 @@
+"""Charts of one run: each function takes a :class:`RunData` and returns an Altair chart whose title carries a
+one-sentence caption (how to read it) and a line saying how the data were aggregated.
+
+Every chart compares all policies of the run. Long runs are never plotted request by request: requests are
+grouped into at most :data:`MAX_POINTS` time windows per series (running quantities are sampled at the end of
+each window, rates are computed over windows of at least :data:`MIN_PER_WINDOW` requests), so the size of a
+report does not grow with the number of requests. All aggregation is done with polars on lazy scans of the
+result files. A chart that does not apply to a run (for example slot occupancy in sequential mode) raises
+:class:`Skip` with the reason.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import textwrap
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Callable
+
+import altair as alt
+import polars as pl
+
+#: At most this many points per plotted series (time windows of equal width over the run's arrivals).
+MAX_POINTS = 1000
+#: Windows for rates (model mix, exploration and calibration error) hold at least this many requests on average.
+MIN_PER_WINDOW = 200
+#: Quantile levels of the latency CDF.
+CDF_LEVELS = 200
+#: Bins of predicted satisfaction in the calibration plot.
+CALIBRATION_BINS = 10
+#: Significant digits kept in plotted numbers (keeps the inlined data small).
+SIG_FIGS = 5
+
+WIDTH = 640
+HEIGHT = 240
+BOUND_SUFFIX = " † bound"
+
+# Tableau 10 / 20: distinct, print-friendly; policies keep the same colour in every chart of a run.
+PALETTE_10 = ["#4c78a8", "#f58518", "#e45756", "#72b7b2", "#54a24b", "#eeca3b", "#b279a2", "#ff9da6",
+              "#9d755d", "#bab0ac"]
+PALETTE_20 = ["#4c78a8", "#9ecae9", "#f58518", "#ffbf79", "#54a24b", "#88d27a", "#b79a20", "#f2cf5b",
+              "#439894", "#83bcb6", "#e45756", "#ff9d98", "#79706e", "#bab0ac", "#d67195", "#fcbfd2",
+              "#b279a2", "#d6a5c9", "#9e765f", "#d8b5a5"]
+# Models, cheapest to largest: light to dark.
+MODEL_PALETTE = ["#c6dbef", "#6baed6", "#2171b5", "#08306b", "#fdae6b", "#e6550d", "#a63603", "#74c476",
+                 "#238b45", "#00441b"]
+
+
+class Skip(Exception):
+    """The chart does not apply to this run; the message says why."""
+
+
+# --------------------------------------------------------------------------------------------------
+# Loading and aggregation
+# --------------------------------------------------------------------------------------------------
+
+
+def _capacities(resolved: dict, models: list[str]) -> dict[str, int | None]:
+    caps: dict[str, int | None] = {m: None for m in models}
+    for z in resolved.get("zoo") or []:
+        name = z.get("name")
+        slots, replicas = z.get("slots"), z.get("replicas", 1)
+        if name in caps and slots is not None:
+            caps[name] = int(slots) * int(replicas if replicas is not None else 1)
+    return caps
+
+
+def _round(df: pl.DataFrame) -> pl.DataFrame:
+    """Round floats to SIG_FIGS significant digits and turn enums into strings (smaller, portable JSON)."""
+    exprs = []
+    for name, dtype in df.schema.items():
+        if dtype.is_float():
+            exprs.append(pl.col(name).fill_nan(None).round_sig_figs(SIG_FIGS))
+        elif isinstance(dtype, (pl.Enum, pl.Categorical)):
+            exprs.append(pl.col(name).cast(pl.String))
+    return df.with_columns(exprs) if exprs else df
+
+
+def values(df: pl.DataFrame) -> alt.Data:
+    """Inline data for a chart (rounded; no row limit)."""
+    return alt.Data(values=_round(df).to_dicts())
+
+
+@dataclass
+class TimeAxis:
+    scale: float  # seconds per unit
+    unit: str
+
+    @classmethod
+    def for_span(cls, span_s: float) -> "TimeAxis":
+        if span_s >= 2 * 86400:
+            return cls(86400.0, "d")
+        if span_s >= 2 * 3600:
+            return cls(3600.0, "h")
+        if span_s >= 120:
+            return cls(60.0, "min")
+        return cls(1.0, "s")
+
+    def fmt(self, seconds: float) -> str:
+        x = seconds / self.scale
+        return f"{x:.3g} {self.unit}"
+
+
+@dataclass
+class RunData:
+    """One result folder, with lazily computed aggregates shared by the charts."""
+
+    path: Path
+    summary: dict
+    resolved: dict = field(default_factory=dict)
+    name: str = ""
+
+    # ---- descriptive ------------------------------------------------------------------------------
+    @property
+    def policies(self) -> list[str]:
+        return list(self.summary["policies"])
+
+    @property
+    def models(self) -> list[str]:
+        return list(self.summary["models"])
+
+    @property
+    def alpha(self) -> float:
+        return float(self.summary["alpha"])
+
+    @property
+    def engine(self) -> str:
+        return self.summary.get("engine", "des")
+
+    @property
+    def cost_unit(self) -> str:
+        return self.summary.get("cost_unit", "J")
+
+    def causal(self, label: str) -> bool:
+        return bool(self.summary["policies"][label].get("causal", True))
+
+    def display(self, label: str) -> str:
+        return label if self.causal(label) else label + BOUND_SUFFIX
+
+    @cached_property
+    def display_map(self) -> dict[str, str]:
+        return {p: self.display(p) for p in self.policies}
+
+    @cached_property
+    def capacities(self) -> dict[str, int | None]:
+        return _capacities(self.resolved, self.models)
+
+    @property
+    def requests_file(self) -> Path:
+        return self.path / "requests.parquet"
+
+    @property
+    def occupancy_file(self) -> Path:
+        return self.path / "occupancy.parquet"
+
+    def scan(self) -> pl.LazyFrame:
+        return pl.scan_parquet(self.requests_file)
+
+    def with_display(self, df: pl.DataFrame, col: str = "policy") -> pl.DataFrame:
+        return df.with_columns(pl.col(col).replace_strict(self.display_map, default=pl.col(col)))
+
+    # ---- time windows -----------------------------------------------------------------------------
+    @cached_property
+    def extent(self) -> tuple[float, float, int]:
+        """(first arrival, last arrival, most requests of any policy)."""
+        df = (self.scan().group_by("policy")
+              .agg(pl.col("arrival_s").min().alias("t0"), pl.col("arrival_s").max().alias("t1"), pl.len().alias("n"))
+              .collect())
+        if df.height == 0:
+            raise Skip("requests.parquet is empty")
+        return float(df["t0"].min()), float(df["t1"].max()), int(df["n"].max())
+
+    @cached_property
+    def n_windows(self) -> int:
+        return max(1, min(MAX_POINTS, self.extent[2]))
+
+    @cached_property
+    def window_s(self) -> float:
+        t0, t1, _ = self.extent
+        return (t1 - t0) / self.n_windows if t1 > t0 else 1.0
+
+    @cached_property
+    def coarse(self) -> int:
+        """How many fine windows make one rate window (at least MIN_PER_WINDOW requests on average)."""
+        per_fine = self.extent[2] / self.n_windows
+        return max(1, math.ceil(MIN_PER_WINDOW / max(per_fine, 1e-12)))
+
+    @cached_property
+    def axis(self) -> TimeAxis:
+        t0, t1, _ = self.extent
+        return TimeAxis.for_span(t1 - t0)
+
+    def window_expr(self, col: str = "arrival_s") -> pl.Expr:
+        t0, _, _ = self.extent
+        return (((pl.col(col) - t0) / self.window_s).floor().clip(0, self.n_windows - 1)).cast(pl.Int32).alias("w")
+
+    def window_end(self, w: pl.Expr) -> pl.Expr:
+        """Time (in axis units) at the end of window ``w``."""
+        t0, _, _ = self.extent
+        return ((t0 + (w + 1) * self.window_s) / self.axis.scale).alias("t")
+
+    def describe_windows(self, coarse: bool = False) -> str:
+        k = self.coarse if coarse else 1
+        n = math.ceil(self.n_windows / k)
+        width = self.axis.fmt(self.window_s * k)
+        return f"{n} windows of {width}"
+
+    @cached_property
+    def windows(self) -> pl.DataFrame:
+        """One row per (policy, fine window): sums and the state after the window's last request."""
+        scan = self.scan().with_columns(self.window_expr())
+        model_counts = [(pl.col("model_index") == i).sum().cast(pl.Int64).alias(f"m{i}")
+                        for i in range(len(self.models))]
+        agg = (scan.group_by("policy", "w").agg(
+            pl.len().alias("n"),
+            pl.col("sat").sum().alias("sat"),
+            pl.col("cost").sum().alias("cost"),
+            pl.col("cost").filter(~pl.col("explored")).sum().alias("cost_exploit"),
+            pl.col("explored").sum().cast(pl.Int64).alias("explored"),
+            pl.col("p_explore").sum().alias("p"),
+            pl.col("s_hat").count().alias("shat_n"),
+            pl.col("s_hat").sum().alias("shat"),
+            pl.col("sat").filter(pl.col("s_hat").is_not_null()).sum().alias("shat_sat"),
+            pl.col("request_id").max().alias("last_id"),
+            *model_counts,
+        ).collect(engine="streaming"))
+        # The true queue after the window's last request (a join keeps this streaming-friendly).
+        last = (self.scan().select("policy", "request_id", "q_after")
+                .join(agg.lazy().select("policy", pl.col("last_id").alias("request_id"), "w"),
+                      on=["policy", "request_id"], how="inner")
+                .collect(engine="streaming"))
+        df = agg.join(last.select("policy", "w", "q_after"), on=["policy", "w"], how="left").sort("policy", "w")
+        return df.with_columns(
+            pl.col("n").cum_sum().over("policy").alias("cum_n"),
+            pl.col("sat").cum_sum().over("policy").alias("cum_sat"),
+            pl.col("cost").cum_sum().over("policy").alias("cum_cost"),
+            pl.col("cost_exploit").cum_sum().over("policy").alias("cum_cost_exploit"),
+            pl.col("explored").cum_sum().over("policy").alias("cum_explored"),
+            pl.col("p").cum_sum().over("policy").alias("cum_p"),
+        )
+
+    @cached_property
+    def coarse_windows(self) -> pl.DataFrame:
+        k = self.coarse
+        sums = ["n", "sat", "explored", "p", "shat_n", "shat", "shat_sat"] + [f"m{i}" for i in range(len(self.models))]
+        return (self.windows.with_columns((pl.col("w") // k).alias("cw"))
+                .group_by("policy", "cw").agg(*[pl.col(c).sum() for c in sums])
+                .with_columns(self.window_end((pl.col("cw") + 1) * k - 1))
+                .sort("policy", "cw"))
+
+    @cached_property
+    def latency_quantiles(self) -> pl.DataFrame:
+        levels = [i / (CDF_LEVELS - 1) for i in range(CDF_LEVELS)]
+        lat = (pl.col("end_s") - pl.col("arrival_s")).alias("lat")
+        df = (self.scan().select("policy", lat).group_by("policy")
+              .agg(*[pl.col("lat").quantile(q, "nearest").alias(f"q{i}") for i, q in enumerate(levels)])
+              .collect(engine="streaming"))
+        long = df.unpivot(index="policy", variable_name="level", value_name="latency_s")
+        return long.with_columns(
+            (pl.col("level").str.slice(1).cast(pl.Int32) / (CDF_LEVELS - 1)).alias("fraction")).drop("level")
+
+    @cached_property
+    def wait_percentiles(self) -> pl.DataFrame:
+        df = (self.scan().group_by("policy", "model")
+              .agg(pl.col("wait_s").quantile(0.5, "nearest").alias("p50"),
+                   pl.col("wait_s").quantile(0.95, "nearest").alias("p95"),
+                   pl.col("wait_s").quantile(0.99, "nearest").alias("p99"),
+                   pl.len().alias("n"))
+              .collect(engine="streaming"))
+        return (df.with_columns(pl.col("model").cast(pl.String))
+                .unpivot(index=["policy", "model", "n"], variable_name="percentile", value_name="wait_s"))
+
+    @cached_property
+    def calibration(self) -> pl.DataFrame:
+        nb = CALIBRATION_BINS
+        b = (pl.col("s_hat") * nb).floor().clip(0, nb - 1).cast(pl.Int32).alias("bin")
+        return (self.scan().filter(pl.col("s_hat").is_not_null() & pl.col("s_hat").is_not_nan())
+                .select("policy", "s_hat", "sat", b)
+                .group_by("policy", "bin")
+                .agg(pl.col("s_hat").mean().alias("predicted"), pl.col("sat").mean().alias("observed"),
+                     pl.len().alias("n"))
+                .collect(engine="streaming").sort("policy", "bin"))
+
+    @cached_property
+    def occupancy(self) -> pl.DataFrame | None:
+        """Time-weighted mean busy slots and queue length per (policy, model, window), exact; plus the window max.
+
+        The change log is a step function per (policy, model); its integral is accumulated at each change and read
+        at the window edges with an as-of join. Processed one policy at a time to bound memory.
+        """
+        if not self.occupancy_file.exists():
+            return None
+        t0, t1, _ = self.extent
+        occ = pl.scan_parquet(self.occupancy_file)
+        policies = occ.select(pl.col("policy").unique()).collect()["policy"].to_list()
+        t_end = max(t1, float(occ.select(pl.col("time_s").max()).collect().item() or t1))
+        W = min(self.n_windows, 500)
+        width = (t1 - t0) / W if t1 > t0 else 1.0
+        edges = pl.DataFrame({"e": range(W + 1)}).with_columns((t0 + pl.col("e") * width).alias("g"))
+        out = []
+        for p in policies:
+            ev = (occ.filter(pl.col("policy") == p)
+                  .select(pl.col("model").cast(pl.String), "time_s", "busy", "queued")
+                  .collect().sort("model", "time_s", maintain_order=True))
+            if ev.height == 0:
+                continue
+            ev = ev.with_columns(
+                (pl.col("time_s").shift(-1).over("model").fill_null(t_end) - pl.col("time_s")).alias("dt"))
+            ev = ev.with_columns(
+                ((pl.col("busy") * pl.col("dt")).cum_sum().over("model") - pl.col("busy") * pl.col("dt")).alias("ib"),
+                ((pl.col("queued") * pl.col("dt")).cum_sum().over("model") - pl.col("queued") * pl.col("dt"))
+                .alias("iq"))
+            models = ev["model"].unique().to_list()
+            grid = pl.concat([edges.with_columns(pl.lit(m).alias("model")) for m in models]).sort("g")
+            at = grid.join_asof(ev.sort("time_s").select("model", "time_s", "busy", "queued", "ib", "iq"),
+                                left_on="g", right_on="time_s", by="model", strategy="backward")
+            at = at.with_columns(
+                (pl.col("ib") + pl.col("busy") * (pl.col("g") - pl.col("time_s"))).fill_null(0.0).alias("IB"),
+                (pl.col("iq") + pl.col("queued") * (pl.col("g") - pl.col("time_s"))).fill_null(0.0).alias("IQ"),
+            ).sort("model", "e")
+            mean = at.with_columns(
+                ((pl.col("IB").shift(-1).over("model") - pl.col("IB")) / width).alias("busy_mean"),
+                ((pl.col("IQ").shift(-1).over("model") - pl.col("IQ")) / width).alias("queued_mean"),
+                pl.col("busy").fill_null(0).alias("busy_start"),
+            ).filter(pl.col("e") < W).select("model", pl.col("e").cast(pl.Int32).alias("w"), "busy_mean",
+                                             "queued_mean", "busy_start")
+            wmax = (ev.with_columns(((pl.col("time_s") - t0) / width).floor().clip(0, W - 1).cast(pl.Int32).alias("w"))
+                    .group_by("model", "w").agg(pl.col("busy").max().alias("busy_max_ev")))
+            df = (mean.join(wmax, on=["model", "w"], how="left")
+                  .with_columns(pl.max_horizontal("busy_start", pl.col("busy_max_ev").fill_null(0)).alias("busy_max"),
+                                ((t0 + (pl.col("w") + 1) * width) / self.axis.scale).alias("t"),
+                                pl.lit(p).alias("policy"))
+                  .drop("busy_start", "busy_max_ev"))
+            out.append(df)
+        if not out:
+            return None
+        self._occupancy_window_s = width
+        return pl.concat(out).sort("policy", "model", "w")
+
+    # ---- guarantees -------------------------------------------------------------------------------
+    def backlog_bound(self, label: str) -> dict | None:
+        """The backlog bound (Q_T/T <= sqrt(2(B + V dE)/T) ...) of the policy's guarantees block, if any."""
+        g = self.summary["policies"][label].get("guarantees")
+        if isinstance(g, dict):
+            g = g.get("bounds")
+        if not isinstance(g, list):
+            return None
+        for b in g:
+            if isinstance(b, dict) and "backlog" in str(b.get("bound", "")):
+                v = b.get("value")
+                if v is not None and isinstance(v, (int, float)) and math.isfinite(v) and v > 0:
+                    return b
+        return None
+
+
+def load_run(path: str | Path, name: str | None = None) -> RunData:
+    import yaml
+
+    path = Path(path)
+    summary_file = path / "summary.json"
+    if not summary_file.exists():
+        from ..errors import UserError
+
+        raise UserError(f"{path}: no summary.json (not a result folder of `python -m sim run`)")
+    summary = json.loads(summary_file.read_text(encoding="utf-8"))
+    resolved_file = path / "scenario.resolved.yaml"
+    resolved = yaml.safe_load(resolved_file.read_text(encoding="utf-8")) if resolved_file.exists() else {}
+    return RunData(path=path, summary=summary, resolved=resolved or {}, name=name or summary.get("scenario", path.name))
+
+
+# --------------------------------------------------------------------------------------------------
+# Shared encodings
+# --------------------------------------------------------------------------------------------------
+
+
+def title(text: str, caption: str, how: str | None = None) -> alt.TitleParams:
+    """Chart title with the caption (and the aggregation note) as subtitle lines."""
+    lines = textwrap.wrap(caption, 110)
+    if how:
+        lines += textwrap.wrap("Aggregation: " + how, 110)
+    return alt.TitleParams(text=text, subtitle=lines, anchor="start", fontSize=15, subtitleFontSize=11,
+                           subtitleColor="#555", offset=8)
+
+
+def caption_of(chart: alt.TopLevelMixin) -> str:
+    """The caption (subtitle) of a chart made by this module, as one string."""
+    t = getattr(chart, "title", alt.Undefined)
+    sub = getattr(t, "subtitle", alt.Undefined)
+    if sub is alt.Undefined:
+        return ""
+    return " ".join(sub) if isinstance(sub, list) else str(sub)
+
+
+def policy_color(run: RunData, domain: list[str] | None = None, legend: bool = True) -> alt.Color:
+    domain = domain or [run.display(p) for p in run.policies]
+    palette = PALETTE_10 if len(run.policies) <= 10 else PALETTE_20
+    full = [run.display(p) for p in run.policies]
+    rng = [palette[full.index(d) % len(palette)] for d in domain]
+    leg = alt.Legend(title="policy (" + BOUND_SUFFIX.strip() + ": sees the future)", symbolLimit=0, labelLimit=320,
+                     orient="right") if legend else None
+    return alt.Color("policy:N", scale=alt.Scale(domain=domain, range=rng), legend=leg, sort=domain)
+
+
+def bound_dash(run: RunData) -> alt.StrokeDash:
+    """Dashed lines for bounds (non-causal policies), solid for routers."""
+    return alt.StrokeDash("role:N", scale=alt.Scale(domain=["router", "bound (sees the future)"],
+                                                    range=[[1, 0], [6, 3]]),
+                          legend=alt.Legend(title="line"))
+
+
+def with_role(run: RunData, df: pl.DataFrame) -> pl.DataFrame:
+    """Add the display name and the role (router / bound) of each row's policy."""
+    roles = {p: ("router" if run.causal(p) else "bound (sees the future)") for p in run.policies}
+    return run.with_display(df.with_columns(pl.col("policy").replace_strict(roles, default="router").alias("role")))
+
+
+def time_x(run: RunData) -> alt.X:
+    return alt.X("t:Q", title=f"time ({run.axis.unit}, by request arrival)", scale=alt.Scale(nice=False))
+
+
+def cost_scale(run: RunData, total: float) -> tuple[float, str]:
+    unit = run.cost_unit
+    if unit == "J":
+        for div, name in [(1e9, "GJ"), (1e6, "MJ"), (1e3, "kJ")]:
+            if total >= div:
+                return div, name
+        return 1.0, "J"
+    return 1.0, unit
+
+
+# --------------------------------------------------------------------------------------------------
+# The charts
+# --------------------------------------------------------------------------------------------------
+
+
+def chart_satisfaction(run: RunData) -> alt.TopLevelMixin:
+    """1. Running satisfaction against time, with alpha and the single-model accuracies as rules."""
+    w = run.windows
+    df = with_role(run, w.select("policy", run.window_end(pl.col("w")), (pl.col("cum_sat") / pl.col("cum_n"))
+                                 .alias("satisfaction")))
+    acc = run.summary.get("model_accuracy") or {}
+    # y range: the accuracies, alpha and the curves once the first 10 % of the run have settled them.
+    late = df.filter(pl.col("t") >= df["t"].min() + 0.1 * (df["t"].max() - df["t"].min()))["satisfaction"]
+    pts = [run.alpha, *acc.values(), *([late.min(), late.max()] if late.len() else [])]
+    lo, hi = max(0.0, min(pts) - 0.03), min(1.0, max(pts) + 0.03)
+    y = alt.Y("satisfaction:Q", title="running satisfaction (mean s so far)", scale=alt.Scale(domain=[lo, hi]))
+    lines = alt.Chart(values(df)).mark_line(clip=True, strokeWidth=1.8).encode(
+        x=time_x(run), y=y, color=policy_color(run), strokeDash=bound_dash(run),
+        tooltip=[alt.Tooltip("policy:N"), alt.Tooltip("t:Q", title=f"time ({run.axis.unit})"),
+                 alt.Tooltip("satisfaction:Q", format=".4f")])
+    rules = pl.DataFrame({"y": [run.alpha] + list(acc.values()),
+                          "label": [f"α = {run.alpha:g}"] + [f"{m} alone: {a:.3f}" for m, a in acc.items()],
+                          "kind": ["alpha"] + ["model"] * len(acc)})
+    rule = alt.Chart(values(rules)).mark_rule().encode(
+        y="y:Q",
+        color=alt.value("#222"),
+        opacity=alt.condition(alt.datum.kind == "alpha", alt.value(0.9), alt.value(0.25)),
+        strokeDash=alt.condition(alt.datum.kind == "alpha", alt.value([5, 3]), alt.value([1, 0])),
+        size=alt.condition(alt.datum.kind == "alpha", alt.value(1.5), alt.value(1)))
+    text = alt.Chart(values(rules)).mark_text(align="left", dx=4, dy=-5, fontSize=10).encode(
+        y="y:Q", x=alt.value(2), text="label:N",
+        opacity=alt.condition(alt.datum.kind == "alpha", alt.value(0.95), alt.value(0.55)))
+    return alt.layer(rule, text, lines).properties(
+        width=WIDTH, height=HEIGHT,
+        title=title("Satisfaction over time",
+                    "Mean satisfaction of all requests so far for each policy; a router meets the SLA when its "
+                    "curve ends at or above the dashed α line, and the faint rules show what each model alone "
+                    "achieves.",
+                    f"running mean sampled after the last request of each of {run.describe_windows()}."))
+
+
+def chart_violation(run: RunData) -> alt.TopLevelMixin:
+    """2. SLA violation Q_t / t against time, with the theoretical backlog bound where the guarantees give one."""
+    w = run.windows
+    df = with_role(run, w.select("policy", run.window_end(pl.col("w")),
+                                 (pl.col("q_after") / (pl.col("last_id") + 1)).alias("violation")))
+    y = alt.Y("violation:Q", title="Q_t / t (virtual queue per request)",
+              scale=alt.Scale(type="symlog", constant=1e-3))
+    layers = [alt.Chart(values(df)).mark_line(strokeWidth=1.8).encode(
+        x=time_x(run), y=y, color=policy_color(run), strokeDash=bound_dash(run),
+        tooltip=[alt.Tooltip("policy:N"), alt.Tooltip("t:Q", title=f"time ({run.axis.unit})"),
+                 alt.Tooltip("violation:Q", format=".5f")])]
+    bounds = []
+    notes = []
+    for p in run.policies:
+        b = run.backlog_bound(p)
+        if b is None:
+            continue
+        T = run.summary["policies"][p].get("requests") or int(w.filter(pl.col("policy") == p)["cum_n"].max())
+        sub = w.filter(pl.col("policy") == p).select(run.window_end(pl.col("w")), (pl.col("last_id") + 1).alias("n"))
+        # Q_T/T <= sqrt(2 (B + V dE) / T): the bound at T, scaled to every t as sqrt(T / t).
+        sub = sub.with_columns((float(b["value"]) * (T / pl.col("n")).sqrt()).alias("bound"), pl.lit(p).alias("policy"))
+        bounds.append(sub)
+        holds = b.get("holds")
+        notes.append(f"{p}: {'applicable' if b.get('applicable') else 'not applicable'}"
+                     + ("" if holds is None else (", holds" if holds else ", violated")))
+    if bounds:
+        bdf = with_role(run, pl.concat(bounds))
+        layers.append(alt.Chart(values(bdf)).mark_line(strokeDash=[2, 2], strokeWidth=1.2, opacity=0.8).encode(
+            x=time_x(run), y=alt.Y("bound:Q"), color=policy_color(run, legend=False),
+            tooltip=[alt.Tooltip("policy:N"), alt.Tooltip("bound:Q", format=".4f", title="bound")]))
+    caption = ("The SLA backlog Q_t divided by the number of requests so far; it tends to 0 for a policy that meets "
+               "α in the long run and to α minus the satisfaction for one that does not.")
+    if bounds:
+        caption += (" Dotted: the theoretical bound sqrt(2(B + V·ΔE)/t) from the guarantees block ("
+                    + "; ".join(notes) + ").")
+    return alt.layer(*layers).properties(
+        width=WIDTH, height=HEIGHT,
+        title=title("SLA violation Q_t / t", caption,
+                    f"Q after the last request of each of {run.describe_windows()}; symmetric-log y axis."))
+
+
+def chart_cost(run: RunData) -> alt.TopLevelMixin:
+    """3. Cumulative energy (or cost), with exploration (solid) and without it (dashed)."""
+    w = run.windows
+    total = float(w["cum_cost"].max() or 0.0)
+    div, unit = cost_scale(run, total)
+    explorers = set(w.filter(pl.col("explored") > 0)["policy"].unique().to_list())
+    a = w.select("policy", run.window_end(pl.col("w")), (pl.col("cum_cost") / div).alias("cost"),
+                 pl.lit("with exploration").alias("series"))
+    b = (w.filter(pl.col("policy").is_in(list(explorers)))
+         .select("policy", run.window_end(pl.col("w")), (pl.col("cum_cost_exploit") / div).alias("cost"),
+                 pl.lit("exploit steps only").alias("series")))
+    df = run.with_display(pl.concat([a, b]))
+    what = "energy" if run.cost_unit == "J" else "cost"
+    chart = alt.Chart(values(df)).mark_line(strokeWidth=1.8).encode(
+        x=time_x(run), y=alt.Y("cost:Q", title=f"cumulative {what} ({unit})"),
+        color=policy_color(run),
+        strokeDash=alt.StrokeDash("series:N", scale=alt.Scale(domain=["with exploration", "exploit steps only"],
+                                                              range=[[1, 0], [4, 3]]),
+                                  legend=alt.Legend(title="line")),
+        tooltip=[alt.Tooltip("policy:N"), "series:N", alt.Tooltip("t:Q", title=f"time ({run.axis.unit})"),
+                 alt.Tooltip("cost:Q", format=".4g", title=f"{what} ({unit})")])
+    return chart.properties(
+        width=WIDTH, height=HEIGHT,
+        title=title(f"Cumulative {what}",
+                    f"Total {what} spent so far by each policy (lower is cheaper); for policies that explore, the "
+                    f"dashed line leaves out the exploration steps (which call every model), so the gap is the "
+                    f"price of learning.",
+                    f"cumulative sums sampled at the end of each of {run.describe_windows()}."))
+
+
+def chart_model_mix(run: RunData) -> alt.TopLevelMixin:
+    """4. Model mix over time: stacked share of requests served by each model, in windows."""
+    cw = run.coarse_windows
+    cols = [f"m{i}" for i in range(len(run.models))]
+    long = (cw.select("policy", "t", "n", *cols)
+            .unpivot(index=["policy", "t", "n"], on=cols, variable_name="mi", value_name="count")
+            .with_columns(pl.col("mi").str.slice(1).cast(pl.Int32).replace_strict(
+                {i: m for i, m in enumerate(run.models)}, return_dtype=pl.String).alias("model"),
+                (pl.col("count") / pl.col("n")).alias("share"))
+            .drop("mi", "count", "n"))
+    long = run.with_display(long)
+    order = {m: i for i, m in enumerate(run.models)}
+    long = long.with_columns(pl.col("model").replace_strict(order, return_dtype=pl.Int32).alias("order"))
+    mcolor = alt.Color("model:N", scale=alt.Scale(domain=run.models, range=MODEL_PALETTE[:len(run.models)]),
+                       sort=run.models, legend=alt.Legend(title="served model (cheapest first)"))
+    base = alt.Chart(values(long)).mark_area(interpolate="step-after").encode(
+        x=alt.X("t:Q", title=f"time ({run.axis.unit})", scale=alt.Scale(nice=False)),
+        y=alt.Y("share:Q", stack="normalize", title="share of requests", axis=alt.Axis(format="%", tickCount=3)),
+        color=mcolor, order=alt.Order("order:Q", sort="ascending"),
+        tooltip=["policy:N", "model:N", alt.Tooltip("t:Q", title=f"window end ({run.axis.unit})"),
+                 alt.Tooltip("share:Q", format=".1%")]
+    ).properties(width=230, height=90)
+    domain = [run.display(p) for p in run.policies]
+    return base.facet(facet=alt.Facet("policy:N", sort=domain, title=None, header=alt.Header(labelFontSize=11)),
+                      columns=3).properties(
+        title=title("Model mix over time",
+                    "Share of requests each policy sent to each model (explorations count for the largest model "
+                    "they are served by); darker means larger, more expensive models.",
+                    f"shares over {run.describe_windows(coarse=True)} (at least {MIN_PER_WINDOW} requests each "
+                    f"on average)."))
+
+
+def chart_latency(run: RunData) -> alt.TopLevelMixin:
+    """5. Latency: arrival-to-completion CDF per policy, and queue-wait percentiles per model."""
+    if run.engine == "sequential":
+        raise Skip("sequential mode has no service or waiting times (run with engine.mode=des)")
+    q = with_role(run, run.latency_quantiles).filter(pl.col("latency_s").is_not_null())
+    positive = q.filter(pl.col("latency_s") > 0)
+    if positive.height == 0:
+        raise Skip("every request completed instantly (no latencies in the trace)")
+    lo = float(positive["latency_s"].min())
+    q = q.with_columns(pl.col("latency_s").clip(lower_bound=lo))
+    cdf = alt.Chart(values(q)).mark_line(strokeWidth=1.8, interpolate="step-after").encode(
+        x=alt.X("latency_s:Q", title="arrival to completion (s, log)", scale=alt.Scale(type="log")),
+        y=alt.Y("fraction:Q", title="fraction of requests", axis=alt.Axis(format="%")),
+        color=policy_color(run), strokeDash=bound_dash(run),
+        tooltip=["policy:N", alt.Tooltip("latency_s:Q", format=".3f"), alt.Tooltip("fraction:Q", format=".1%")]
+    ).properties(width=380, height=HEIGHT, title="Latency CDF")
+    wp = run.with_display(run.wait_percentiles)
+    max_wait = float(wp["wait_s"].max() or 0.0)
+    domain = [run.display(p) for p in run.policies]
+    waits = alt.Chart(values(wp)).mark_point(filled=True, size=45).encode(
+        x=alt.X("wait_s:Q", title="queue wait (s, symlog)", scale=alt.Scale(type="symlog", constant=0.1)),
+        y=alt.Y("policy:N", sort=domain, title=None, axis=alt.Axis(labelLimit=200)),
+        color=policy_color(run, legend=False),
+        shape=alt.Shape("percentile:N", scale=alt.Scale(domain=["p50", "p95", "p99"],
+                                                        range=["circle", "triangle-up", "square"]),
+                        legend=alt.Legend(title="wait percentile")),
+        row=alt.Row("model:N", sort=run.models, title=None, header=alt.Header(labelAngle=0, labelAlign="left")),
+        tooltip=["policy:N", "model:N", "percentile:N", alt.Tooltip("wait_s:Q", format=".3f"),
+                 alt.Tooltip("n:Q", title="requests")],
+    ).properties(width=220, height=max(60, 14 * len(run.policies)), title="Queue wait by model")
+    caption = ("Left: the fraction of requests completed within a given time of arrival (further left is faster); "
+               "right: the 50th, 95th and 99th percentile of the time a request waited for a free slot, per model.")
+    if max_wait == 0.0:
+        caption += " No request waited: every model always had a free slot."
+    return alt.hconcat(cdf, waits, spacing=30).resolve_scale(color="shared").properties(
+        title=title("Latency", caption,
+                    f"CDF from {CDF_LEVELS} quantiles of all requests (nearest rank); wait percentiles over all "
+                    f"requests of each model."))
+
+
+def chart_occupancy(run: RunData) -> alt.TopLevelMixin:
+    """6. Slot occupancy per model over time (the GPU view), with the slot capacity as a rule."""
+    if run.engine == "sequential":
+        raise Skip("sequential mode has no slots (occupancy is recorded by the discrete-event engine)")
+    occ = run.occupancy
+    if occ is None or occ.height == 0:
+        raise Skip("no occupancy.parquet in the result folder")
+    occ = run.with_display(occ)
+    width_s = getattr(run, "_occupancy_window_s", run.window_s)
+    n_w = int(occ["w"].max()) + 1
+    rows = []
+    for m in run.models:
+        sub = occ.filter(pl.col("model") == m)
+        if sub.height == 0:
+            continue
+        cap = run.capacities.get(m)
+        busy = alt.Chart(values(sub)).mark_line(strokeWidth=1.5).encode(
+            x=alt.X("t:Q", title=f"time ({run.axis.unit})", scale=alt.Scale(nice=False)),
+            y=alt.Y("busy_mean:Q", title="busy slots (mean)"),
+            color=policy_color(run),
+            tooltip=["policy:N", alt.Tooltip("t:Q", title=f"window end ({run.axis.unit})"),
+                     alt.Tooltip("busy_mean:Q", format=".2f", title="mean busy"),
+                     alt.Tooltip("busy_max:Q", title="max busy"),
+                     alt.Tooltip("queued_mean:Q", format=".2f", title="mean queued")])
+        layers = [busy]
+        if cap is not None:
+            capdf = pl.DataFrame({"cap": [cap], "label": [f"capacity {cap}"]})
+            layers.append(alt.Chart(values(capdf)).mark_rule(color="#c00", strokeDash=[5, 3]).encode(y="cap:Q"))
+            layers.append(alt.Chart(values(capdf)).mark_text(align="left", dx=3, dy=-5, color="#c00", fontSize=10)
+                          .encode(y="cap:Q", x=alt.value(2), text="label:N"))
+        left = alt.layer(*layers).properties(width=400, height=110, title=f"{m}: busy slots")
+        right = alt.Chart(values(sub)).mark_line(strokeWidth=1.5).encode(
+            x=alt.X("t:Q", title=f"time ({run.axis.unit})", scale=alt.Scale(nice=False)),
+            y=alt.Y("queued_mean:Q", title="queued (mean)"),
+            color=policy_color(run),
+            tooltip=["policy:N", alt.Tooltip("queued_mean:Q", format=".2f", title="mean queued")],
+        ).properties(width=250, height=110, title=f"{m}: queue length")
+        rows.append(alt.hconcat(left, right))
+    caps = ", ".join(f"{m}: {'unlimited' if c is None else c}" for m, c in run.capacities.items())
+    return alt.vconcat(*rows).resolve_scale(color="shared").properties(
+        title=title("Slot occupancy per model (the GPU view)",
+                    f"Mean number of busy slots (left) and of queued requests (right) for each model; a line at the "
+                    f"red capacity rule means that model's GPUs are saturated (slots per model: {caps}).",
+                    f"exact time-weighted means of the occupancy change log over {n_w} windows of "
+                    f"{run.axis.fmt(width_s)}; hover for the window maximum."))
+
+
+def chart_exploration(run: RunData) -> alt.TopLevelMixin:
+    """7. Exploration probability and realised explorations over time."""
+    w = run.windows
+    tot = w.group_by("policy").agg(pl.col("p").sum(), pl.col("explored").sum())
+    explorers = tot.filter((pl.col("p") > 0) | (pl.col("explored") > 0))["policy"].to_list()
+    if not explorers:
+        raise Skip("no policy of this run explores")
+    explorers = [p for p in run.policies if p in explorers]
+    sub = w.filter(pl.col("policy").is_in(explorers))
+    domain = [run.display(p) for p in explorers]
+    prob = run.with_display(sub.select("policy", run.window_end(pl.col("w")), (pl.col("p") / pl.col("n")).alias("p"))
+                            .filter(pl.col("p") > 0))
+    top = alt.Chart(values(prob)).mark_line(strokeWidth=1.6).encode(
+        x=time_x(run), y=alt.Y("p:Q", title="exploration probability p_t", scale=alt.Scale(type="log")),
+        color=policy_color(run, domain),
+        tooltip=["policy:N", alt.Tooltip("p:Q", format=".4f")],
+    ).properties(width=WIDTH, height=150)
+    cum = pl.concat([
+        sub.select("policy", run.window_end(pl.col("w")), pl.col("cum_explored").cast(pl.Float64).alias("count"),
+                   pl.lit("realised").alias("series")),
+        sub.select("policy", run.window_end(pl.col("w")), pl.col("cum_p").alias("count"),
+                   pl.lit("expected (sum of p_t)").alias("series")),
+    ])
+    cum = run.with_display(cum)
+    bottom = alt.Chart(values(cum)).mark_line(strokeWidth=1.6).encode(
+        x=time_x(run), y=alt.Y("count:Q", title="explorations so far"),
+        color=policy_color(run, domain),
+        strokeDash=alt.StrokeDash("series:N", scale=alt.Scale(domain=["realised", "expected (sum of p_t)"],
+                                                              range=[[1, 0], [4, 3]]),
+                                  legend=alt.Legend(title="line")),
+        tooltip=["policy:N", "series:N", alt.Tooltip("count:Q", format=".1f")],
+    ).properties(width=WIDTH, height=170)
+    return alt.vconcat(top, bottom).resolve_scale(color="shared").properties(
+        title=title("Exploration",
+                    "Top: the probability of exploring (serving the largest model to get every model's feedback) "
+                    "at each time; bottom: explorations so far against the number expected from those "
+                    "probabilities, which should stay close.",
+                    f"mean p_t and cumulative counts at the end of each of {run.describe_windows()}; log y on top."))
+
+
+def chart_calibration(run: RunData) -> alt.TopLevelMixin:
+    """8. Calibration of the predicted satisfaction (s-hat) against observed satisfaction, and its error over time."""
+    with_pred = [p for p in run.policies if run.summary["policies"][p].get("predictor")]
+    cal = run.calibration.filter(pl.col("policy").is_in(with_pred))
+    with_pred = [p for p in with_pred if p in set(cal["policy"].to_list())]
+    if not with_pred:
+        raise Skip("no policy of this run has a learned predictor (no s-hat recorded)")
+    domain = [run.display(p) for p in with_pred]
+    cal = run.with_display(cal)
+    diag = pl.DataFrame({"x": [0.0, 1.0], "y": [0.0, 1.0]})
+    ref = alt.Chart(values(diag)).mark_line(color="#888", strokeDash=[4, 3]).encode(
+        x=alt.X("x:Q", title="predicted satisfaction ŝ (bin mean)", scale=alt.Scale(domain=[0, 1])),
+        y=alt.Y("y:Q", title="observed satisfaction", scale=alt.Scale(domain=[0, 1])))
+    pts = alt.Chart(values(cal)).mark_line(point=True, strokeWidth=1.4).encode(
+        x="predicted:Q", y="observed:Q", color=policy_color(run, domain),
+        tooltip=["policy:N", alt.Tooltip("predicted:Q", format=".3f"), alt.Tooltip("observed:Q", format=".3f"),
+                 alt.Tooltip("n:Q", title="requests")])
+    size = alt.Chart(values(cal)).mark_circle(opacity=0.35).encode(
+        x="predicted:Q", y="observed:Q", color=policy_color(run, domain, legend=False),
+        size=alt.Size("n:Q", title="requests in bin", scale=alt.Scale(range=[10, 400])))
+    left = alt.layer(ref, size, pts).properties(width=300, height=HEIGHT, title="Reliability")
+    cw = run.coarse_windows.filter(pl.col("policy").is_in(with_pred) & (pl.col("shat_n") > 0))
+    err = run.with_display(cw.select("policy", "t", ((pl.col("shat") - pl.col("shat_sat")) / pl.col("shat_n"))
+                                     .alias("bias")))
+    zero = alt.Chart(values(pl.DataFrame({"y": [0.0]}))).mark_rule(color="#888").encode(y="y:Q")
+    line = alt.Chart(values(err)).mark_line(strokeWidth=1.4).encode(
+        x=alt.X("t:Q", title=f"time ({run.axis.unit})", scale=alt.Scale(nice=False)),
+        y=alt.Y("bias:Q", title="mean ŝ − mean s"),
+        color=policy_color(run, domain),
+        tooltip=["policy:N", alt.Tooltip("bias:Q", format="+.4f")])
+    right = alt.layer(zero, line).properties(width=330, height=HEIGHT, title="Calibration error over time")
+    return alt.hconcat(left, right, spacing=30).resolve_scale(color="shared").properties(
+        title=title("Predictor calibration",
+                    "Left: observed satisfaction against the predicted ŝ of the served model, in bins (on the "
+                    "diagonal = calibrated, point size = requests); right: the mean prediction minus the mean "
+                    "outcome per window (above 0 = over-confident).",
+                    f"{CALIBRATION_BINS} equal-width bins of ŝ over the whole run; error over "
+                    f"{run.describe_windows(coarse=True)}."))
+
+
+#: The charts of one run, in report order: (name, function).
+CHARTS: list[tuple[str, Callable[[RunData], alt.TopLevelMixin]]] = [
+    ("satisfaction", chart_satisfaction),
+    ("violation", chart_violation),
+    ("cost", chart_cost),
+    ("model_mix", chart_model_mix),
+    ("latency", chart_latency),
+    ("occupancy", chart_occupancy),
+    ("exploration", chart_exploration),
+    ("calibration", chart_calibration),
+]
+
+
+def run_charts(run: RunData) -> tuple[list[tuple[str, alt.TopLevelMixin]], dict[str, str]]:
+    """Every chart that applies to the run, and the reasons for those skipped."""
+    charts, skipped = [], {}
+    for name, fn in CHARTS:
+        try:
+            charts.append((name, fn(run)))
+        except Skip as e:
+            skipped[name] = str(e)
+    return charts, skipped
