@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
+import threading
 
 from .errors import CheckFailed, UserError
 
@@ -17,6 +19,8 @@ COMMAND_MODULES = [
     "sim.commands.run",
     "sim.commands.trace",
     "sim.commands.profile",
+    "sim.commands.check",
+    "sim.commands.report",
 ]
 
 
@@ -36,9 +40,30 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP as an exception, so that temporary files are removed on the way out (exit 128 + signal)."""
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated(signum)
+
+
+def _install_signal_handlers() -> dict:
+    """Turn SIGTERM/SIGHUP into :class:`Terminated` while a command runs; returns the handlers to restore."""
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    previous = {}
+    for name in ("SIGTERM", "SIGHUP"):
+        sig = getattr(signal, name, None)
+        if sig is not None:
+            previous[sig] = signal.signal(sig, _raise_terminated)
+    return previous
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    previous = _install_signal_handlers()
     try:
         rc = args.func(args)
     except UserError as e:
@@ -47,10 +72,14 @@ def main(argv: list[str] | None = None) -> int:
     except CheckFailed as e:
         print(f"check failed: {e}", file=sys.stderr)
         return e.exit_code
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
         print("interrupted: partial outputs were discarded, completed files are intact", file=sys.stderr)
-        return 130
+        return 128 + int(e.args[0]) if isinstance(e, Terminated) else 130
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
+    finally:
+        for sig, handler in previous.items():
+            if handler is not None:
+                signal.signal(sig, handler)
     return int(rc or 0)

@@ -320,6 +320,29 @@ Expectation = Annotated[Union[MonotoneExpect, MaxExpect, CostGapRatioExpect, Sla
 
 # ---------------------------------------------------------------- scenario
 
+class ScenarioEvent(Strict):
+    """A change in the world at ``at_s`` (simulated seconds); see sim/events.py for the exact semantics."""
+    at_s: NonNegFloat
+    action: Literal["out_of_service", "degrade", "scale_rate", "diurnal"]
+    model: str | None = None
+    until_s: NonNegFloat | None = Field(None, description="end of the change; null = to the end of the trace")
+    accuracy_factor: Annotated[float, Field(ge=0, le=1)] | None = None
+    factor: PositiveFloat | None = Field(None, description="scale_rate: arrival-rate multiplier")
+    period_s: PositiveFloat | None = None
+    amplitude: Annotated[float, Field(ge=0, lt=1)] | None = None
+
+    @model_validator(mode="after")
+    def _fields_for_action(self):
+        need = {"out_of_service": ["model"], "degrade": ["model", "accuracy_factor"], "scale_rate": ["factor"],
+                "diurnal": ["period_s", "amplitude"]}[self.action]
+        missing = [k for k in need if getattr(self, k) is None]
+        if missing:
+            raise ValueError(f"action {self.action!r} needs {missing}")
+        if self.until_s is not None and self.until_s <= self.at_s:
+            raise ValueError("until_s must be after at_s")
+        return self
+
+
 class Scenario(Strict):
     name: str = "scenario"
     description: str = ""
@@ -334,6 +357,7 @@ class Scenario(Strict):
         "none", description="'group': run every group as its own trace (with its own alpha), as the paper does")
     policies: Annotated[list[Policy], Field(min_length=1)]
     expect: list[Expectation] = Field(default_factory=list, description="scenario-level checks for `sim check`")
+    events: list[ScenarioEvent] = Field(default_factory=list, description="changes over time (sim/events.py)")
 
     @field_validator("policies")
     @classmethod

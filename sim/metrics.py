@@ -16,16 +16,35 @@ from .trace import Trace
 
 @nb.njit(cache=True)
 def queue_series(s, alpha):
-    """Q_{t+1} = max(0, Q_t + alpha - s_t), returned as (Q before t, Q after t)."""
+    """Q_{t+1} = max(0, Q_t + alpha - s_t), returned as (Q before t, Q after t).
+
+    Evaluated without accumulating rounding: since Q last hit 0, Q = k * alpha - (s summed over those k
+    requests), the sum compensated (Neumaier). With 0/1 labels the sum is an exact integer, so Q is within
+    one rounding of exact at any horizon, where the literal recursion drifts by up to one ulp per request.
+    """
     n = s.shape[0]
     before = np.empty(n)
     after = np.empty(n)
     q = 0.0
+    k = 0  # requests since Q was last 0
+    total = 0.0  # their satisfaction, summed with compensation
+    comp = 0.0
     for t in range(n):
         before[t] = q
-        q = q + alpha - s[t]
-        if q < 0.0:
+        x = s[t]
+        y = total + x
+        if abs(total) >= abs(x):
+            comp += (total - y) + x
+        else:
+            comp += (x - y) + total
+        total = y
+        k += 1
+        q = k * alpha - (total + comp)
+        if q <= 0.0:
             q = 0.0
+            k = 0
+            total = 0.0
+            comp = 0.0
         after[t] = q
     return before, after
 

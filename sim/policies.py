@@ -32,11 +32,14 @@ NON_CAUSAL = {"oracle_hindsight", "offline_optimum"}
 def describe(policy) -> dict:
     pred = getattr(policy, "predictor", None)
     oracle_predictor = pred is not None and pred.kind in ORACLE_KINDS
+    oracle_costs = getattr(policy, "energy_estimate", None) == "oracle"
+    notes = [f"predictor {pred.kind} reads p_true (oracle)"] if oracle_predictor else []
+    notes += ["cost estimates are the trace's per-model means (oracle)"] if oracle_costs else []
     return {
         "kind": policy.kind,
         "causal": policy.kind not in NON_CAUSAL,
-        "oracle": policy.kind in NON_CAUSAL or oracle_predictor,
-        "sees": SEES[policy.kind] + (f"; predictor {pred.kind} reads p_true (oracle)" if oracle_predictor else ""),
+        "oracle": policy.kind in NON_CAUSAL or oracle_predictor or oracle_costs,
+        "sees": "; ".join([SEES[policy.kind], *notes]),
         "predictor": pred.kind if pred is not None else None,
     }
 

@@ -36,10 +36,15 @@ def explore_probability(t, c):
 
 
 @nb.njit(cache=True)
-def decide(t, ip, fp, q_tracked, ehat, plan, u_explore, shat,
+def decide(t, ip, fp, q_tracked, ehat, plan, u_explore, shat, avail,
            kind, hyper, matrix, beta_a, beta_b, weights, bias, vel_w, vel_b, indptr, index, value, groups, fdim):
-    """Route request t. Returns (model, explored, p_explore, predicted satisfaction of the chosen model)."""
+    """Route request t. Returns (model, explored, p_explore, predicted satisfaction of the chosen model).
+
+    ``avail`` is (T, M) bool (a model out of service, sim/events.py) or has 0 rows (every model always available).
+    An unavailable model is never chosen; an exploration draw while one is out becomes an exploit decision.
+    """
     n_models = shat.shape[0]
+    gated = avail.shape[0] > 0
     if ip[0] == PLAN:
         return plan[t], False, 0.0, np.nan
     predict(t, shat, kind, hyper, matrix, beta_a, beta_b, weights, bias, vel_w, vel_b,
@@ -48,16 +53,29 @@ def decide(t, ip, fp, q_tracked, ehat, plan, u_explore, shat,
         weak, strong = ip[3], ip[4]
         score = shat[strong] * (1.0 - shat[weak])  # P(strong right and weak wrong), RouteLLM's win rate
         m = strong if score > fp[3] else weak
+        if gated and not avail[t, m]:
+            m = weak if m == strong else strong
+            if not avail[t, m]:
+                m = 0
+                while not avail[t, m]:
+                    m += 1
         return m, False, 0.0, shat[m]
     p = explore_probability(t, fp[2])
-    if u_explore[t] < p:
+    if u_explore[t] < p and not (gated and not avail[t].all()):
         return n_models - 1, True, p, shat[n_models - 1]
     V, alpha, q = fp[0], fp[1], q_tracked[0]
-    best, best_m = np.inf, 0
-    for m in range(n_models):  # strict < breaks ties towards the cheaper model (cost order)
-        score = V * ehat[m] + q * (alpha - shat[m])
-        if score < best:
-            best, best_m = score, m
+    # argmin_m V ehat[m] + q (alpha - shat[m]), compared by differences with the best so far: a small cost gap
+    # is not absorbed into a large queue term (V = 1e-8, Q = 1e6). Strict < breaks exact ties towards the
+    # earlier, cheaper model (cost order); see docs/invariants.md and tests/test_numerics.py.
+    best_m = 0
+    if gated:
+        while not avail[t, best_m]:
+            best_m += 1
+    for m in range(best_m + 1, n_models):
+        if gated and not avail[t, m]:
+            continue
+        if V * (ehat[m] - ehat[best_m]) + q * (shat[best_m] - shat[m]) < 0.0:
+            best_m = m
     return best_m, False, p, shat[best_m]
 
 
@@ -114,6 +132,7 @@ class Router:
         self.ehat = np.ones(n_models)  # the reference implementation starts every estimate at 1 J
         self.ecount = np.zeros(n_models)
         self.plan = plan if plan is not None else np.zeros(0, np.int64)
+        self.avail = np.ones((0, n_models), np.bool_)  # no rows: every model always available
         self.u_explore = u_explore if u_explore is not None else np.ones(n_requests)
         self.shat = np.full(n_models, np.nan)
         self.mask = np.zeros(n_models, np.bool_)
@@ -132,7 +151,7 @@ class Router:
         return int(self.ip[0])
 
     def decide(self, t: int):
-        return decide(t, self.ip, self.fp, self.q_tracked, self.ehat, self.plan, self.u_explore, self.shat,
+        return decide(t, self.ip, self.fp, self.q_tracked, self.ehat, self.plan, self.u_explore, self.shat, self.avail,
                       *self.pargs)
 
     def complete(self, t: int, model: int, explored: bool, energy_row: np.ndarray, label_row: np.ndarray):
@@ -141,3 +160,13 @@ class Router:
 
     def feedback(self, t: int, model: int, explored: bool, label_row: np.ndarray):
         feedback(t, model, explored, label_row, self.ip, self.fp, self.q_tracked, self.mask, *self.pargs)
+
+    def set_availability(self, avail: np.ndarray | None) -> None:
+        """Models out of service (sim/events.py): (T, M) bool; a plan is moved off unavailable models."""
+        if avail is None:
+            return
+        self.avail = np.ascontiguousarray(avail, dtype=np.bool_)
+        if self.kind == PLAN and len(self.plan):
+            from .events import remap_plan
+
+            self.plan = remap_plan(self.plan, self.avail)

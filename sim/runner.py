@@ -47,7 +47,12 @@ def build_trace(scenario: cfg.Scenario) -> Trace:
         trace = build_recipe_trace(src.recipe, scenario.seed, objective=scenario.objective)
     else:
         trace = load_trace(src.path, objective=scenario.objective)
-    return select_zoo(trace, scenario)
+    trace = select_zoo(trace, scenario)
+    if scenario.events:  # rate changes and degradations are trace transforms (sim/events.py)
+        from .events import apply_trace_events
+
+        trace = apply_trace_events(trace, scenario)
+    return trace
 
 
 def select_zoo(trace: Trace, scenario: cfg.Scenario) -> Trace:
@@ -125,9 +130,13 @@ def simulate_scenario(scenario: cfg.Scenario, trace: Trace | None = None,
     policies: dict[str, dict] = {}
     frames: dict[str, pl.DataFrame] = {}
     occupancy = []
+    from .events import availability, recovery
+
+    avail = availability(trace, scenario) if scenario.events else None
     for policy in scenario.policies:
         label = policy.label
         router = build_router(policy, trace, scenario.alpha, scenario.seed, u_explore)
+        router.set_availability(avail)
         tick = (lambda done, label=label: progress(label, done, trace.n)) if progress else None
         if sequential:
             decisions = run_sequential(router, o.sat, o.cost, given)
@@ -144,11 +153,13 @@ def simulate_scenario(scenario: cfg.Scenario, trace: Trace | None = None,
         cols, summary = evaluate(trace, decisions, router.fp[1] if policy.kind == "messplus" else scenario.alpha,
                                  sequential)
         policies[label] = {**describe(policy), **summary}
+        if scenario.events:
+            policies[label]["recovery"] = recovery(trace.arrival_s, cols["q_before"], cols["q_after"], scenario.events)
         policies[label]["guarantees"] = policy_guarantees(
             scenario, policy, trace, router, decisions, cols,
             float(router.fp[1]) if policy.kind == "messplus" else scenario.alpha)
         frames[label] = request_frame(label, trace, cols)
-    o_sat = o.sat.mean(axis=0)
+    o_sat = [o.sat[:, i].mean() for i in range(trace.m)]  # per column: pairwise summation (axis=0 is naive)
     summary = {
         "scenario": scenario.name,
         "seed": scenario.seed,

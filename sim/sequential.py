@@ -13,13 +13,13 @@ from .router import Router, complete, decide, feedback
 
 
 @nb.njit(cache=True)
-def _run(sat, cost, feedback_mask, ip, fp, q_tracked, ehat, ecount, plan, u_explore, shat, mask_buf,
+def _run(sat, cost, feedback_mask, ip, fp, q_tracked, ehat, ecount, plan, u_explore, shat, avail, mask_buf,
          model_out, explored_out, p_out, qt_out, shat_out,
          kind, hyper, matrix, beta_a, beta_b, weights, bias, vel_w, vel_b, indptr, index, value, groups, fdim):
     n = sat.shape[0]
     for t in range(n):
         qt_out[t] = q_tracked[0]
-        m, explored, p, s_hat = decide(t, ip, fp, q_tracked, ehat, plan, u_explore, shat,
+        m, explored, p, s_hat = decide(t, ip, fp, q_tracked, ehat, plan, u_explore, shat, avail,
                                        kind, hyper, matrix, beta_a, beta_b, weights, bias, vel_w, vel_b,
                                        indptr, index, value, groups, fdim)
         model_out[t] = m
@@ -42,6 +42,6 @@ def run_sequential(router: Router, sat: np.ndarray, cost: np.ndarray, feedback_m
         "q_tracked": np.zeros(n), "s_hat": np.zeros(n),
     }
     _run(sat, cost, feedback_mask, router.ip, router.fp, router.q_tracked, router.ehat, router.ecount, router.plan,
-         router.u_explore, router.shat, router.mask, out["model"], out["explored"], out["p_explore"],
+         router.u_explore, router.shat, router.avail, router.mask, out["model"], out["explored"], out["p_explore"],
          out["q_tracked"], out["s_hat"], *router.pargs)
     return out

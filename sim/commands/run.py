@@ -24,6 +24,7 @@ def register(sub) -> None:
                    help="override a scenario value, e.g. --set alpha=0.6 --set policies.messplus.V=1e-3")
     p.add_argument("--overwrite", action="store_true", help="replace results of a different scenario in --out")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar and no table")
+    p.add_argument("--no-report", action="store_true", help="do not write report.html (see `python -m sim report`)")
     p.set_defaults(func=main)
 
 
@@ -56,8 +57,28 @@ def main(args) -> int:
             print_group_table(result.summary)
         else:
             print_summary(result.summary)
+            from ..events import format_recovery
+
+            for line in format_recovery(result.summary):
+                print(line)
         print(f"results: {out}/  (requests.parquet, summary.json, scenario.resolved.yaml)")
+    if not args.no_report:
+        write_run_report(out, quiet=args.quiet)
     return 0
+
+
+def write_run_report(out: Path, quiet: bool = False) -> None:
+    """``out/report.html``; a failure is one warning line on stderr (the results are already written)."""
+    try:
+        from ..report import write_report
+
+        path = write_report(out)
+    except Exception as e:  # noqa: BLE001 - the report must never cost the user their results
+        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        print(f"warning: report.html not written ({type(e).__name__}: {msg}); results are intact", file=sys.stderr)
+        return
+    if not quiet:
+        print(f"report: {path}  (open in a browser; works offline)")
 
 
 def fmt_cost(x: float | None, unit: str) -> str:

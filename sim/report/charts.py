@@ -78,9 +78,34 @@ def _round(df: pl.DataFrame) -> pl.DataFrame:
     return df.with_columns(exprs) if exprs else df
 
 
-def values(df: pl.DataFrame) -> alt.Data:
-    """Inline data for a chart (rounded; no row limit)."""
-    return alt.Data(values=_round(df).to_dicts())
+def data(df: pl.DataFrame) -> alt.Chart:
+    """A chart over ``df`` with its data inlined column by column.
+
+    Row-wise JSON repeats every field name in every row; here each column is one array and a ``flatten`` transform
+    turns them back into rows in the browser. String columns travel as small integer codes with their dictionary
+    (a ``calculate`` transform restores the strings), and floats are rounded to SIG_FIGS significant digits.
+    """
+    df = _round(df)
+    cols: dict[str, list] = {}
+    decode = []
+    for name, dtype in df.schema.items():
+        s = df[name]
+        if dtype == pl.String:
+            cats = s.unique(maintain_order=True).to_list()
+            index = {c: i for i, c in enumerate(cats)}
+            cols["_" + name] = [index[v] for v in s.to_list()]
+            decode.append((name, cats))
+        else:
+            cols[name] = s.to_list()
+    # A JSON string, parsed by Vega in the browser: Altair then copies one string, not every number.
+    text = json.dumps([cols], separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    chart = alt.Chart(alt.Data(values=text, format=alt.DataFormat(type="json")))
+    if df.height == 0:
+        return chart.transform_filter("false")
+    chart = chart.transform_flatten(list(cols))
+    for name, cats in decode:
+        chart = chart.transform_calculate(**{name: f"{json.dumps(cats, ensure_ascii=False)}[datum._{name}]"})
+    return chart
 
 
 @dataclass
@@ -204,7 +229,7 @@ class RunData:
     def describe_windows(self, coarse: bool = False) -> str:
         k = self.coarse if coarse else 1
         n = math.ceil(self.n_windows / k)
-        width = self.axis.fmt(self.window_s * k)
+        width = fmt_duration(self.window_s * k)
         return f"{n} windows of {width}"
 
     @cached_property
@@ -315,7 +340,8 @@ class RunData:
             models = ev["model"].unique().to_list()
             grid = pl.concat([edges.with_columns(pl.lit(m).alias("model")) for m in models]).sort("g")
             at = grid.join_asof(ev.sort("time_s").select("model", "time_s", "busy", "queued", "ib", "iq"),
-                                left_on="g", right_on="time_s", by="model", strategy="backward")
+                                left_on="g", right_on="time_s", by="model", strategy="backward",
+                                check_sortedness=False)
             at = at.with_columns(
                 (pl.col("ib") + pl.col("busy") * (pl.col("g") - pl.col("time_s"))).fill_null(0.0).alias("IB"),
                 (pl.col("iq") + pl.col("queued") * (pl.col("g") - pl.col("time_s"))).fill_null(0.0).alias("IQ"),
@@ -375,22 +401,36 @@ def load_run(path: str | Path, name: str | None = None) -> RunData:
 # --------------------------------------------------------------------------------------------------
 
 
-def title(text: str, caption: str, how: str | None = None) -> alt.TitleParams:
-    """Chart title with the caption (and the aggregation note) as subtitle lines."""
+def titled(text: str, caption: str, how: str | None = None) -> dict:
+    """Chart properties: the title, with the caption and the aggregation note as subtitle lines (so that exported
+    PNGs explain themselves), and the same texts in ``usermeta`` for the HTML page."""
     lines = textwrap.wrap(caption, 110)
     if how:
         lines += textwrap.wrap("Aggregation: " + how, 110)
-    return alt.TitleParams(text=text, subtitle=lines, anchor="start", fontSize=15, subtitleFontSize=11,
-                           subtitleColor="#555", offset=8)
+    return {"title": alt.TitleParams(text=text, subtitle=lines, anchor="start", fontSize=15, subtitleFontSize=11,
+                                     subtitleColor="#555", offset=8),
+            "usermeta": {"title": text, "caption": caption, "aggregation": how or ""}}
 
 
 def caption_of(chart: alt.TopLevelMixin) -> str:
-    """The caption (subtitle) of a chart made by this module, as one string."""
+    """The caption of a chart made by this module (its aggregation note included)."""
+    meta = getattr(chart, "usermeta", alt.Undefined)
+    if isinstance(meta, dict) and meta.get("caption"):
+        how = meta.get("aggregation")
+        return meta["caption"] + (f" Aggregation: {how}" if how else "")
     t = getattr(chart, "title", alt.Undefined)
     sub = getattr(t, "subtitle", alt.Undefined)
     if sub is alt.Undefined:
         return ""
     return " ".join(sub) if isinstance(sub, list) else str(sub)
+
+
+def fmt_duration(seconds: float) -> str:
+    """A duration in its own best unit (3 significant digits)."""
+    for div, unit in [(86400.0, "d"), (3600.0, "h"), (60.0, "min"), (1.0, "s"), (1e-3, "ms")]:
+        if seconds >= div or unit == "ms":
+            return f"{seconds / div:.3g} {unit}"
+    return f"{seconds:.3g} s"
 
 
 def policy_color(run: RunData, domain: list[str] | None = None, legend: bool = True) -> alt.Color:
@@ -445,26 +485,28 @@ def chart_satisfaction(run: RunData) -> alt.TopLevelMixin:
     late = df.filter(pl.col("t") >= df["t"].min() + 0.1 * (df["t"].max() - df["t"].min()))["satisfaction"]
     pts = [run.alpha, *acc.values(), *([late.min(), late.max()] if late.len() else [])]
     lo, hi = max(0.0, min(pts) - 0.03), min(1.0, max(pts) + 0.03)
-    y = alt.Y("satisfaction:Q", title="running satisfaction (mean s so far)", scale=alt.Scale(domain=[lo, hi]))
-    lines = alt.Chart(values(df)).mark_line(clip=True, strokeWidth=1.8).encode(
+    y = alt.Y("satisfaction:Q", title="running satisfaction (mean s so far)",
+              scale=alt.Scale(domain=[lo, hi], nice=False))
+    lines = data(df).mark_line(clip=True, strokeWidth=1.8).encode(
         x=time_x(run), y=y, color=policy_color(run), strokeDash=bound_dash(run),
         tooltip=[alt.Tooltip("policy:N"), alt.Tooltip("t:Q", title=f"time ({run.axis.unit})"),
                  alt.Tooltip("satisfaction:Q", format=".4f")])
     rules = pl.DataFrame({"y": [run.alpha] + list(acc.values()),
                           "label": [f"α = {run.alpha:g}"] + [f"{m} alone: {a:.3f}" for m, a in acc.items()],
                           "kind": ["alpha"] + ["model"] * len(acc)})
-    rule = alt.Chart(values(rules)).mark_rule().encode(
-        y="y:Q",
+    rule_y = alt.Y("y:Q", scale=alt.Scale(domain=[lo, hi], nice=False))
+    rule = data(rules).mark_rule(clip=True).encode(
+        y=rule_y,
         color=alt.value("#222"),
         opacity=alt.condition(alt.datum.kind == "alpha", alt.value(0.9), alt.value(0.25)),
         strokeDash=alt.condition(alt.datum.kind == "alpha", alt.value([5, 3]), alt.value([1, 0])),
         size=alt.condition(alt.datum.kind == "alpha", alt.value(1.5), alt.value(1)))
-    text = alt.Chart(values(rules)).mark_text(align="left", dx=4, dy=-5, fontSize=10).encode(
-        y="y:Q", x=alt.value(2), text="label:N",
+    text = data(rules).mark_text(align="right", dx=-4, dy=-5, fontSize=10).encode(
+        y=rule_y, x=alt.value(WIDTH), text="label:N",
         opacity=alt.condition(alt.datum.kind == "alpha", alt.value(0.95), alt.value(0.55)))
     return alt.layer(rule, text, lines).properties(
         width=WIDTH, height=HEIGHT,
-        title=title("Satisfaction over time",
+        **titled("Satisfaction over time",
                     "Mean satisfaction of all requests so far for each policy; a router meets the SLA when its "
                     "curve ends at or above the dashed α line, and the faint rules show what each model alone "
                     "achieves.",
@@ -478,7 +520,7 @@ def chart_violation(run: RunData) -> alt.TopLevelMixin:
                                  (pl.col("q_after") / (pl.col("last_id") + 1)).alias("violation")))
     y = alt.Y("violation:Q", title="Q_t / t (virtual queue per request)",
               scale=alt.Scale(type="symlog", constant=1e-3))
-    layers = [alt.Chart(values(df)).mark_line(strokeWidth=1.8).encode(
+    layers = [data(df).mark_line(strokeWidth=1.8).encode(
         x=time_x(run), y=y, color=policy_color(run), strokeDash=bound_dash(run),
         tooltip=[alt.Tooltip("policy:N"), alt.Tooltip("t:Q", title=f"time ({run.axis.unit})"),
                  alt.Tooltip("violation:Q", format=".5f")])]
@@ -498,8 +540,8 @@ def chart_violation(run: RunData) -> alt.TopLevelMixin:
                      + ("" if holds is None else (", holds" if holds else ", violated")))
     if bounds:
         bdf = with_role(run, pl.concat(bounds))
-        layers.append(alt.Chart(values(bdf)).mark_line(strokeDash=[2, 2], strokeWidth=1.2, opacity=0.8).encode(
-            x=time_x(run), y=alt.Y("bound:Q"), color=policy_color(run, legend=False),
+        layers.append(data(bdf).mark_line(strokeDash=[2, 2], strokeWidth=1.2, opacity=0.8).encode(
+            x=time_x(run), y=alt.Y("bound:Q"), color=policy_color(run),
             tooltip=[alt.Tooltip("policy:N"), alt.Tooltip("bound:Q", format=".4f", title="bound")]))
     caption = ("The SLA backlog Q_t divided by the number of requests so far; it tends to 0 for a policy that meets "
                "α in the long run and to α minus the satisfaction for one that does not.")
@@ -508,7 +550,7 @@ def chart_violation(run: RunData) -> alt.TopLevelMixin:
                     + "; ".join(notes) + ").")
     return alt.layer(*layers).properties(
         width=WIDTH, height=HEIGHT,
-        title=title("SLA violation Q_t / t", caption,
+        **titled("SLA violation Q_t / t", caption,
                     f"Q after the last request of each of {run.describe_windows()}; symmetric-log y axis."))
 
 
@@ -525,7 +567,7 @@ def chart_cost(run: RunData) -> alt.TopLevelMixin:
                  pl.lit("exploit steps only").alias("series")))
     df = run.with_display(pl.concat([a, b]))
     what = "energy" if run.cost_unit == "J" else "cost"
-    chart = alt.Chart(values(df)).mark_line(strokeWidth=1.8).encode(
+    chart = data(df).mark_line(strokeWidth=1.8).encode(
         x=time_x(run), y=alt.Y("cost:Q", title=f"cumulative {what} ({unit})"),
         color=policy_color(run),
         strokeDash=alt.StrokeDash("series:N", scale=alt.Scale(domain=["with exploration", "exploit steps only"],
@@ -535,7 +577,7 @@ def chart_cost(run: RunData) -> alt.TopLevelMixin:
                  alt.Tooltip("cost:Q", format=".4g", title=f"{what} ({unit})")])
     return chart.properties(
         width=WIDTH, height=HEIGHT,
-        title=title(f"Cumulative {what}",
+        **titled(f"Cumulative {what}",
                     f"Total {what} spent so far by each policy (lower is cheaper); for policies that explore, the "
                     f"dashed line leaves out the exploration steps (which call every model), so the gap is the "
                     f"price of learning.",
@@ -557,17 +599,19 @@ def chart_model_mix(run: RunData) -> alt.TopLevelMixin:
     long = long.with_columns(pl.col("model").replace_strict(order, return_dtype=pl.Int32).alias("order"))
     mcolor = alt.Color("model:N", scale=alt.Scale(domain=run.models, range=MODEL_PALETTE[:len(run.models)]),
                        sort=run.models, legend=alt.Legend(title="served model (cheapest first)"))
-    base = alt.Chart(values(long)).mark_area(interpolate="step-after").encode(
+    base = data(long).mark_area(interpolate="step-after").encode(
         x=alt.X("t:Q", title=f"time ({run.axis.unit})", scale=alt.Scale(nice=False)),
         y=alt.Y("share:Q", stack="normalize", title="share of requests", axis=alt.Axis(format="%", tickCount=3)),
         color=mcolor, order=alt.Order("order:Q", sort="ascending"),
         tooltip=["policy:N", "model:N", alt.Tooltip("t:Q", title=f"window end ({run.axis.unit})"),
-                 alt.Tooltip("share:Q", format=".1%")]
-    ).properties(width=230, height=90)
-    domain = [run.display(p) for p in run.policies]
-    return base.facet(facet=alt.Facet("policy:N", sort=domain, title=None, header=alt.Header(labelFontSize=11)),
-                      columns=3).properties(
-        title=title("Model mix over time",
+                 alt.Tooltip("share:Q", format=".1%")],
+        # A facet channel (not .facet()) so that the data transforms run before the split into panels.
+        facet=alt.Facet("policy:N", sort=[run.display(p) for p in run.policies], title=None, columns=3,
+                        header=alt.Header(labelFontSize=11)),
+    )
+    return base.properties(
+        width=230, height=90,
+        **titled("Model mix over time",
                     "Share of requests each policy sent to each model (explorations count for the largest model "
                     "they are served by); darker means larger, more expensive models.",
                     f"shares over {run.describe_windows(coarse=True)} (at least {MIN_PER_WINDOW} requests each "
@@ -584,7 +628,7 @@ def chart_latency(run: RunData) -> alt.TopLevelMixin:
         raise Skip("every request completed instantly (no latencies in the trace)")
     lo = float(positive["latency_s"].min())
     q = q.with_columns(pl.col("latency_s").clip(lower_bound=lo))
-    cdf = alt.Chart(values(q)).mark_line(strokeWidth=1.8, interpolate="step-after").encode(
+    cdf = data(q).mark_line(strokeWidth=1.8, interpolate="step-after").encode(
         x=alt.X("latency_s:Q", title="arrival to completion (s, log)", scale=alt.Scale(type="log")),
         y=alt.Y("fraction:Q", title="fraction of requests", axis=alt.Axis(format="%")),
         color=policy_color(run), strokeDash=bound_dash(run),
@@ -593,10 +637,10 @@ def chart_latency(run: RunData) -> alt.TopLevelMixin:
     wp = run.with_display(run.wait_percentiles)
     max_wait = float(wp["wait_s"].max() or 0.0)
     domain = [run.display(p) for p in run.policies]
-    waits = alt.Chart(values(wp)).mark_point(filled=True, size=45).encode(
+    waits = data(wp).mark_point(filled=True, size=45).encode(
         x=alt.X("wait_s:Q", title="queue wait (s, symlog)", scale=alt.Scale(type="symlog", constant=0.1)),
         y=alt.Y("policy:N", sort=domain, title=None, axis=alt.Axis(labelLimit=200)),
-        color=policy_color(run, legend=False),
+        color=policy_color(run),
         shape=alt.Shape("percentile:N", scale=alt.Scale(domain=["p50", "p95", "p99"],
                                                         range=["circle", "triangle-up", "square"]),
                         legend=alt.Legend(title="wait percentile")),
@@ -609,7 +653,7 @@ def chart_latency(run: RunData) -> alt.TopLevelMixin:
     if max_wait == 0.0:
         caption += " No request waited: every model always had a free slot."
     return alt.hconcat(cdf, waits, spacing=30).resolve_scale(color="shared").properties(
-        title=title("Latency", caption,
+        **titled("Latency", caption,
                     f"CDF from {CDF_LEVELS} quantiles of all requests (nearest rank); wait percentiles over all "
                     f"requests of each model."))
 
@@ -630,22 +674,21 @@ def chart_occupancy(run: RunData) -> alt.TopLevelMixin:
         if sub.height == 0:
             continue
         cap = run.capacities.get(m)
-        busy = alt.Chart(values(sub)).mark_line(strokeWidth=1.5).encode(
+        busy = data(sub.select("policy", "t", "busy_mean", "busy_max")).mark_line(strokeWidth=1.5).encode(
             x=alt.X("t:Q", title=f"time ({run.axis.unit})", scale=alt.Scale(nice=False)),
             y=alt.Y("busy_mean:Q", title="busy slots (mean)"),
             color=policy_color(run),
             tooltip=["policy:N", alt.Tooltip("t:Q", title=f"window end ({run.axis.unit})"),
                      alt.Tooltip("busy_mean:Q", format=".2f", title="mean busy"),
-                     alt.Tooltip("busy_max:Q", title="max busy"),
-                     alt.Tooltip("queued_mean:Q", format=".2f", title="mean queued")])
+                     alt.Tooltip("busy_max:Q", title="max busy")])
         layers = [busy]
         if cap is not None:
             capdf = pl.DataFrame({"cap": [cap], "label": [f"capacity {cap}"]})
-            layers.append(alt.Chart(values(capdf)).mark_rule(color="#c00", strokeDash=[5, 3]).encode(y="cap:Q"))
-            layers.append(alt.Chart(values(capdf)).mark_text(align="left", dx=3, dy=-5, color="#c00", fontSize=10)
+            layers.append(data(capdf).mark_rule(color="#c00", strokeDash=[5, 3]).encode(y="cap:Q"))
+            layers.append(data(capdf).mark_text(align="left", dx=3, dy=-5, color="#c00", fontSize=10)
                           .encode(y="cap:Q", x=alt.value(2), text="label:N"))
         left = alt.layer(*layers).properties(width=400, height=110, title=f"{m}: busy slots")
-        right = alt.Chart(values(sub)).mark_line(strokeWidth=1.5).encode(
+        right = data(sub.select("policy", "t", "queued_mean")).mark_line(strokeWidth=1.5).encode(
             x=alt.X("t:Q", title=f"time ({run.axis.unit})", scale=alt.Scale(nice=False)),
             y=alt.Y("queued_mean:Q", title="queued (mean)"),
             color=policy_color(run),
@@ -654,11 +697,11 @@ def chart_occupancy(run: RunData) -> alt.TopLevelMixin:
         rows.append(alt.hconcat(left, right))
     caps = ", ".join(f"{m}: {'unlimited' if c is None else c}" for m, c in run.capacities.items())
     return alt.vconcat(*rows).resolve_scale(color="shared").properties(
-        title=title("Slot occupancy per model (the GPU view)",
+        **titled("Slot occupancy per model (the GPU view)",
                     f"Mean number of busy slots (left) and of queued requests (right) for each model; a line at the "
                     f"red capacity rule means that model's GPUs are saturated (slots per model: {caps}).",
                     f"exact time-weighted means of the occupancy change log over {n_w} windows of "
-                    f"{run.axis.fmt(width_s)}; hover for the window maximum."))
+                    f"{fmt_duration(width_s)}; hover for the window maximum."))
 
 
 def chart_exploration(run: RunData) -> alt.TopLevelMixin:
@@ -673,7 +716,7 @@ def chart_exploration(run: RunData) -> alt.TopLevelMixin:
     domain = [run.display(p) for p in explorers]
     prob = run.with_display(sub.select("policy", run.window_end(pl.col("w")), (pl.col("p") / pl.col("n")).alias("p"))
                             .filter(pl.col("p") > 0))
-    top = alt.Chart(values(prob)).mark_line(strokeWidth=1.6).encode(
+    top = data(prob).mark_line(strokeWidth=1.6).encode(
         x=time_x(run), y=alt.Y("p:Q", title="exploration probability p_t", scale=alt.Scale(type="log")),
         color=policy_color(run, domain),
         tooltip=["policy:N", alt.Tooltip("p:Q", format=".4f")],
@@ -685,7 +728,7 @@ def chart_exploration(run: RunData) -> alt.TopLevelMixin:
                    pl.lit("expected (sum of p_t)").alias("series")),
     ])
     cum = run.with_display(cum)
-    bottom = alt.Chart(values(cum)).mark_line(strokeWidth=1.6).encode(
+    bottom = data(cum).mark_line(strokeWidth=1.6).encode(
         x=time_x(run), y=alt.Y("count:Q", title="explorations so far"),
         color=policy_color(run, domain),
         strokeDash=alt.StrokeDash("series:N", scale=alt.Scale(domain=["realised", "expected (sum of p_t)"],
@@ -694,7 +737,7 @@ def chart_exploration(run: RunData) -> alt.TopLevelMixin:
         tooltip=["policy:N", "series:N", alt.Tooltip("count:Q", format=".1f")],
     ).properties(width=WIDTH, height=170)
     return alt.vconcat(top, bottom).resolve_scale(color="shared").properties(
-        title=title("Exploration",
+        **titled("Exploration",
                     "Top: the probability of exploring (serving the largest model to get every model's feedback) "
                     "at each time; bottom: explorations so far against the number expected from those "
                     "probabilities, which should stay close.",
@@ -711,29 +754,29 @@ def chart_calibration(run: RunData) -> alt.TopLevelMixin:
     domain = [run.display(p) for p in with_pred]
     cal = run.with_display(cal)
     diag = pl.DataFrame({"x": [0.0, 1.0], "y": [0.0, 1.0]})
-    ref = alt.Chart(values(diag)).mark_line(color="#888", strokeDash=[4, 3]).encode(
+    ref = data(diag).mark_line(color="#888", strokeDash=[4, 3]).encode(
         x=alt.X("x:Q", title="predicted satisfaction ŝ (bin mean)", scale=alt.Scale(domain=[0, 1])),
         y=alt.Y("y:Q", title="observed satisfaction", scale=alt.Scale(domain=[0, 1])))
-    pts = alt.Chart(values(cal)).mark_line(point=True, strokeWidth=1.4).encode(
+    pts = data(cal).mark_line(point=True, strokeWidth=1.4).encode(
         x="predicted:Q", y="observed:Q", color=policy_color(run, domain),
         tooltip=["policy:N", alt.Tooltip("predicted:Q", format=".3f"), alt.Tooltip("observed:Q", format=".3f"),
                  alt.Tooltip("n:Q", title="requests")])
-    size = alt.Chart(values(cal)).mark_circle(opacity=0.35).encode(
-        x="predicted:Q", y="observed:Q", color=policy_color(run, domain, legend=False),
+    size = data(cal).mark_circle(opacity=0.35).encode(
+        x="predicted:Q", y="observed:Q", color=policy_color(run, domain),
         size=alt.Size("n:Q", title="requests in bin", scale=alt.Scale(range=[10, 400])))
     left = alt.layer(ref, size, pts).properties(width=300, height=HEIGHT, title="Reliability")
     cw = run.coarse_windows.filter(pl.col("policy").is_in(with_pred) & (pl.col("shat_n") > 0))
     err = run.with_display(cw.select("policy", "t", ((pl.col("shat") - pl.col("shat_sat")) / pl.col("shat_n"))
                                      .alias("bias")))
-    zero = alt.Chart(values(pl.DataFrame({"y": [0.0]}))).mark_rule(color="#888").encode(y="y:Q")
-    line = alt.Chart(values(err)).mark_line(strokeWidth=1.4).encode(
+    zero = data(pl.DataFrame({"y": [0.0]})).mark_rule(color="#888").encode(y="y:Q")
+    line = data(err).mark_line(strokeWidth=1.4).encode(
         x=alt.X("t:Q", title=f"time ({run.axis.unit})", scale=alt.Scale(nice=False)),
         y=alt.Y("bias:Q", title="mean ŝ − mean s"),
         color=policy_color(run, domain),
         tooltip=["policy:N", alt.Tooltip("bias:Q", format="+.4f")])
     right = alt.layer(zero, line).properties(width=330, height=HEIGHT, title="Calibration error over time")
     return alt.hconcat(left, right, spacing=30).resolve_scale(color="shared").properties(
-        title=title("Predictor calibration",
+        **titled("Predictor calibration",
                     "Left: observed satisfaction against the predicted ŝ of the served model, in bins (on the "
                     "diagonal = calibrated, point size = requests); right: the mean prediction minus the mean "
                     "outcome per window (above 0 = over-confident).",

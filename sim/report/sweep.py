@@ -1,0 +1,364 @@
+"""Sweep views: the cost/satisfaction frontier across V, heatmaps over α × V, and a per-benchmark table.
+
+They read ``DIR/manifest.parquet``. Its format belongs to the sweeps work; until it settles this module reads a
+stand-in: one row per (cell, policy) with flattened config columns and the policy's summary metrics (or one row per
+cell with metrics in ``policies.<label>.<metric>`` columns, which :func:`normalise` unpivots). **Every column name
+this module relies on is in** :data:`COLUMNS` (and the three constants after it): to follow the real manifest,
+change them there. :func:`manifest_from_runs` builds the same format from plain ``sim run`` folders.
+"""
+
+from __future__ import annotations
+
+import html as _html
+import math
+import re
+from pathlib import Path
+
+import altair as alt
+import polars as pl
+
+#: Canonical name -> manifest columns that may hold it (the first one present wins).
+COLUMNS: dict[str, list[str]] = {
+    "cell": ["cell_id", "cell", "id"],
+    "status": ["status"],
+    "benchmark": ["benchmark", "group", "trace.group", "trace.benchmark"],
+    "alpha": ["alpha"],
+    "V": ["V", "policies.messplus.V", "policy.V"],
+    "c": ["c", "policies.messplus.c", "policy.c"],
+    "seed": ["seed"],
+    "policy": ["policy", "label"],
+    "kind": ["kind", "policy_kind"],
+    "causal": ["causal"],
+    "satisfaction": ["satisfaction"],
+    "cost": ["cost", "energy_j"],
+    "violation": ["violation"],
+    "cost_unit": ["cost_unit"],
+}
+#: Call ratio columns: ``call_ratio.<model>``.
+CALL_RATIO_PREFIX = "call_ratio."
+#: Wide form: ``policies.<label>.<metric>`` columns (one row per cell).
+WIDE_PREFIX = "policies."
+#: Status values of a finished cell (others are failed or unfinished and left out, with a note).
+OK_STATUS = {"ok", "done", "success", "succeeded", "completed", "complete"}
+#: Policy kinds whose results depend on V (drawn as a line across V on the frontier).
+V_KINDS = {"messplus"}
+#: Policies that bound the frontier (see the future).
+BOUND_KINDS = {"offline_optimum", "oracle_hindsight"}
+
+METRICS = ("satisfaction", "cost", "violation")
+
+
+def is_sweep_dir(path: Path) -> bool:
+    return (Path(path) / "manifest.parquet").exists()
+
+
+def load_manifest(path: Path) -> pl.DataFrame:
+    return normalise(pl.read_parquet(Path(path) / "manifest.parquet"))
+
+
+def _pick(df: pl.DataFrame, name: str) -> str | None:
+    for c in COLUMNS[name]:
+        if c in df.columns:
+            return c
+    return None
+
+
+def _unwide(df: pl.DataFrame) -> pl.DataFrame:
+    """One row per cell with ``policies.<label>.<metric>`` columns -> one row per (cell, policy)."""
+    pat = re.compile(re.escape(WIDE_PREFIX) + r"(.+)\.(" + "|".join(COLUMNS["satisfaction"]) + r")$")
+    labels = [m.group(1) for c in df.columns if (m := pat.match(c))]
+    if not labels:
+        raise ValueError("manifest has neither a policy column nor policies.<label>.satisfaction columns")
+    wide = [c for c in df.columns if c.startswith(WIDE_PREFIX) and any(c.startswith(f"{WIDE_PREFIX}{lb}.")
+                                                                        for lb in labels)]
+    keep = [c for c in df.columns if c not in wide]
+    parts = []
+    for lb in labels:
+        pre = f"{WIDE_PREFIX}{lb}."
+        mine = {c: c[len(pre):] for c in wide if c.startswith(pre)}
+        # Per-policy config (e.g. policies.messplus.V) stays a column of its own as well.
+        parts.append(df.select(*keep, *[pl.col(c).alias(n) for c, n in mine.items()])
+                     .with_columns(pl.lit(lb).alias("policy")))
+    return pl.concat(parts, how="diagonal_relaxed")
+
+
+def normalise(df: pl.DataFrame) -> pl.DataFrame:
+    """The manifest in canonical columns: cell, status, benchmark, alpha, V, c, seed, policy, kind, causal,
+    satisfaction, cost, violation, cost_unit and ``call_ratio.<model>``; missing ones are null."""
+    if _pick(df, "policy") is None:
+        df = _unwide(df)
+    out = []
+    for name in COLUMNS:
+        c = _pick(df, name)
+        out.append(pl.col(c).alias(name) if c is not None else pl.lit(None).alias(name))
+    ratios = [c for c in df.columns if c.startswith(CALL_RATIO_PREFIX)]
+    res = df.select(*out, *[pl.col(c).cast(pl.Float64) for c in ratios])
+    kind = pl.col("kind").cast(pl.String)
+    res = res.with_columns(
+        pl.col("policy").cast(pl.String),
+        pl.col("cell").cast(pl.String),
+        pl.col("benchmark").cast(pl.String).fill_null("all"),
+        pl.col("status").cast(pl.String).fill_null("ok"),
+        pl.col("alpha").cast(pl.Float64),
+        pl.col("V").cast(pl.Float64),
+        pl.col("c").cast(pl.Float64),
+        pl.col("satisfaction").cast(pl.Float64),
+        pl.col("cost").cast(pl.Float64),
+        pl.col("violation").cast(pl.Float64),
+        pl.col("cost_unit").cast(pl.String).fill_null("J"),
+        # Without a kind column, guess it from the label ("messplus_x" -> messplus, "always:m" -> always).
+        pl.when(kind.is_not_null()).then(kind)
+        .otherwise(pl.col("policy").cast(pl.String).str.extract(r"^([a-z_]+?)(?:[:_].*)?$", 1)
+                   .replace({"mp": "messplus"}))
+        .alias("kind"),
+    )
+    res = res.with_columns(
+        pl.when(pl.col("causal").is_not_null()).then(pl.col("causal").cast(pl.Boolean))
+        .otherwise(~pl.col("kind").is_in(list(BOUND_KINDS))).alias("causal"),
+        # A policy whose result does not depend on V keeps no V (its cells are averaged on the frontier).
+        pl.when(pl.col("kind").is_in(list(V_KINDS))).then(pl.col("V")).otherwise(None).alias("V"),
+        pl.when(pl.col("kind").is_in(list(V_KINDS))).then(pl.col("c")).otherwise(None).alias("c"),
+    )
+    return res
+
+
+def manifest_from_runs(runs) -> pl.DataFrame:
+    """The stand-in manifest built from ``sim run`` folders (one cell per run), already normalised."""
+    rows = []
+    for run in runs:
+        s = run.summary
+        pols = run.resolved.get("policies") or []
+        groups = s.get("groups") or []
+        for i, (label, p) in enumerate(s["policies"].items()):
+            conf = pols[i] if i < len(pols) and isinstance(pols[i], dict) else {}
+            row = {"cell_id": str(run.path), "status": "ok", "benchmark": "+".join(groups) or "all",
+                   "alpha": float(conf.get("alpha") or s["alpha"]), "V": conf.get("V"), "c": conf.get("c"),
+                   "seed": s.get("seed"), "policy": label, "kind": p.get("kind"), "causal": p.get("causal", True),
+                   "satisfaction": p.get("satisfaction"), "cost": p.get("cost"), "violation": p.get("violation"),
+                   "cost_unit": s.get("cost_unit", "J")}
+            for m, v in (p.get("call_ratio") or {}).items():
+                row[CALL_RATIO_PREFIX + m] = v
+            rows.append(row)
+    return normalise(pl.DataFrame(rows, infer_schema_length=None))
+
+
+def varies(m: pl.DataFrame) -> bool:
+    """Whether the cells differ in α or V (otherwise sweep views say nothing new)."""
+    ok = m.filter(pl.col("status").str.to_lowercase().is_in(list(OK_STATUS)))
+    return ok.select(pl.col("alpha").n_unique()).item() > 1 or ok.select(pl.col("V").drop_nulls().n_unique()).item() > 1
+
+
+# --------------------------------------------------------------------------------------------------
+# Aggregation
+# --------------------------------------------------------------------------------------------------
+
+
+def _variant(df: pl.DataFrame) -> pl.DataFrame:
+    """Series name: the policy label, plus c when the sweep varies it."""
+    multi_c = df.filter(pl.col("c").is_not_null())["c"].n_unique() > 1
+    lab = pl.col("policy")
+    if multi_c:
+        lab = pl.when(pl.col("c").is_not_null()).then(
+            pl.format("{} (c={})", pl.col("policy"), pl.col("c").map_elements(lambda x: f"{x:g}", return_dtype=pl.String))
+        ).otherwise(pl.col("policy"))
+    shown = pl.when(pl.col("causal")).then(lab).otherwise(pl.format("{} † bound", lab))
+    return df.with_columns(shown.alias("series"))
+
+
+def cell_means(m: pl.DataFrame) -> pl.DataFrame:
+    """Mean (and sd) over seeds per (benchmark, α, series, V)."""
+    ok = _variant(m.filter(pl.col("status").str.to_lowercase().is_in(list(OK_STATUS))))
+    ratios = [c for c in m.columns if c.startswith(CALL_RATIO_PREFIX)]
+    return (ok.group_by("benchmark", "alpha", "series", "policy", "kind", "causal", "V", "c", "cost_unit")
+            .agg(pl.col("satisfaction").mean(), pl.col("satisfaction").std().alias("sat_sd"),
+                 pl.col("cost").mean(), pl.col("violation").mean(), pl.len().alias("runs"),
+                 *[pl.col(c).mean() for c in ratios])
+            .sort("benchmark", "alpha", "series", "V", nulls_last=True))
+
+
+def _unit(m: pl.DataFrame) -> tuple[float, str]:
+    unit = (m["cost_unit"].drop_nulls().to_list() or ["J"])[0]
+    if unit != "J":
+        return 1.0, unit
+    top = float(m["cost"].abs().max() or 0.0)
+    for div, name in [(1e9, "GJ"), (1e6, "MJ"), (1e3, "kJ")]:
+        if top >= div:
+            return div, name
+    return 1.0, "J"
+
+
+def _rows_chart(df: pl.DataFrame) -> alt.Chart:
+    """Row-wise inline data (as one JSON string, so facets split the rows as they are)."""
+    from .charts import _round
+    import json
+
+    text = json.dumps(_round(df).to_dicts(), separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return alt.Chart(alt.Data(values=text, format=alt.DataFormat(type="json")))
+
+
+# --------------------------------------------------------------------------------------------------
+# Views
+# --------------------------------------------------------------------------------------------------
+
+
+def chart_frontier(m: pl.DataFrame) -> alt.TopLevelMixin:
+    """Cost against satisfaction per policy across V, one panel per (benchmark, α), with α as a rule."""
+    from .charts import titled
+
+    cm = cell_means(m)
+    div, unit = _unit(cm)
+    df = cm.with_columns((pl.col("cost") / div).alias("cost"),
+                         pl.format("{} · α = {}", pl.col("benchmark"),
+                                   pl.col("alpha").map_elements(lambda x: f"{x:g}", return_dtype=pl.String))
+                         .alias("panel"),
+                         pl.col("V").map_elements(lambda x: f"V = {x:g}", return_dtype=pl.String).alias("V_label"),
+                         pl.when(pl.col("causal")).then(pl.lit("router")).otherwise(pl.lit("bound (sees the future)"))
+                         .alias("role"))
+    panels = df["panel"].unique(maintain_order=True).to_list()
+    series = df["series"].unique(maintain_order=True).to_list()
+    rules = df.group_by("panel").agg(pl.col("alpha").first()).with_columns(pl.lit(None, pl.String).alias("series"))
+    data = pl.concat([df.with_columns(pl.lit("point").alias("layer")),
+                      rules.with_columns(pl.lit("alpha").alias("layer"))], how="diagonal_relaxed")
+    base = _rows_chart(data)
+    color = alt.Color("series:N", scale=alt.Scale(domain=series, scheme="tableau20" if len(series) > 10 else "tableau10"),
+                      legend=alt.Legend(title="policy († bound)", symbolLimit=0, labelLimit=320))
+    x = alt.X("cost:Q", title=f"cost per run ({unit})", scale=alt.Scale(zero=False))
+    y = alt.Y("satisfaction:Q", title="satisfaction", scale=alt.Scale(zero=False))
+    line = base.transform_filter("datum.layer == 'point' && datum.V != null").mark_line(opacity=0.6).encode(
+        x=x, y=y, color=color, order=alt.Order("V:Q", sort="descending"), detail="series:N")
+    pts = base.transform_filter("datum.layer == 'point'").mark_point(filled=True, size=55).encode(
+        x=x, y=y, color=color,
+        shape=alt.Shape("role:N", scale=alt.Scale(domain=["router", "bound (sees the future)"],
+                                                  range=["circle", "diamond"]), legend=alt.Legend(title="marker")),
+        tooltip=["series:N", alt.Tooltip("V:Q", format="g"), alt.Tooltip("satisfaction:Q", format=".4f"),
+                 alt.Tooltip("cost:Q", format=".4g", title=f"cost ({unit})"), alt.Tooltip("runs:Q", title="runs averaged")])
+    rule = base.transform_filter("datum.layer == 'alpha'").mark_rule(strokeDash=[5, 3], color="#333").encode(
+        y="alpha:Q")
+    ncol = min(3, len(panels))
+    chart = alt.layer(rule, line, pts).properties(width=300 if ncol > 1 else 560, height=220).facet(
+        facet=alt.Facet("panel:N", sort=panels, title=None), columns=ncol).resolve_scale(x="independent",
+                                                                                         y="independent")
+    return chart.properties(**titled(
+        "Cost against satisfaction across V (the frontier)",
+        "Each point is a policy's mean over seeds; lines join the MESS+ settings of V (larger V spends less and "
+        "satisfies less), diamonds are bounds such as the offline optimum, and the dashed rule is α: the best "
+        "routers sit up and to the left, above the rule.",
+        "mean over seeds per (benchmark, α, policy, V); failed cells left out."))
+
+
+def chart_heatmaps(m: pl.DataFrame) -> alt.TopLevelMixin:
+    """Satisfaction (relative to α) and cost (relative to the offline optimum when present) over α × V."""
+    from .charts import titled
+
+    cm = cell_means(m)
+    v = cm.filter(pl.col("V").is_not_null())
+    if v.height == 0:
+        raise ValueError("no policy varies with V")
+    opt = (cm.filter(pl.col("kind") == "offline_optimum").group_by("benchmark", "alpha")
+           .agg(pl.col("cost").mean().alias("opt_cost")))
+    rel = opt.height > 0
+    v = v.join(opt, on=["benchmark", "alpha"], how="left") if rel else v.with_columns(pl.lit(None).alias("opt_cost"))
+    div, unit = _unit(v)
+    v = v.with_columns(
+        (pl.col("satisfaction") - pl.col("alpha")).alias("margin"),
+        (pl.col("cost") / pl.col("opt_cost")).alias("cost_ratio") if rel else (pl.col("cost") / div).alias(
+            "cost_ratio"),
+        pl.col("V").map_elements(lambda x: f"{x:g}", return_dtype=pl.String).alias("V_label"),
+        pl.col("alpha").map_elements(lambda x: f"{x:g}", return_dtype=pl.String).alias("alpha_label"),
+        pl.when(pl.col("satisfaction") < pl.col("alpha") - 1e-12).then(pl.lit("✗")).otherwise(pl.lit(""))
+        .alias("miss"),
+    ).with_columns(pl.format("{}{}", pl.col("satisfaction").round(3).cast(pl.String), pl.col("miss")).alias("sat_text"))
+    v_order = [f"{x:g}" for x in sorted(v["V"].unique().to_list(), reverse=True)]
+    a_order = [f"{x:g}" for x in sorted(v["alpha"].unique().to_list(), reverse=True)]
+    base = _rows_chart(v.select("benchmark", "series", "V_label", "alpha_label", "satisfaction", "margin",
+                                "cost_ratio", "cost", "sat_text", "runs"))
+    n_bm = v["benchmark"].n_unique()
+    x = alt.X("V_label:O", sort=v_order, title="V (larger: cheaper)", axis=alt.Axis(labelAngle=0))
+    y = alt.Y("alpha_label:O", sort=a_order, title="α")
+    facet = {"row": alt.Row("series:N", title=None, header=alt.Header(labelAngle=0, labelAlign="left"))}
+    if n_bm > 1:
+        facet["column"] = alt.Column("benchmark:N", title=None)
+    lim = float(v["margin"].abs().max() or 0.05) or 0.05
+    tip = ["series:N", "benchmark:N", alt.Tooltip("V_label:N", title="V"), alt.Tooltip("alpha_label:N", title="α"),
+           alt.Tooltip("satisfaction:Q", format=".4f"), alt.Tooltip("cost_ratio:Q", format=".3f"), alt.Tooltip("runs:Q", title="runs averaged")]
+
+    def heat(color: alt.Color, text: alt.Text, name: str) -> alt.TopLevelMixin:
+        rect = base.mark_rect().encode(x=x, y=y, color=color, tooltip=tip)
+        label = base.mark_text(fontSize=10).encode(x=x, y=y, text=text)
+        return (alt.layer(rect, label).properties(width=alt.Step(46), height=alt.Step(24))
+                .facet(**facet).properties(title=name))
+
+    sat = heat(alt.Color("margin:Q", title="satisfaction − α", scale=alt.Scale(scheme="redblue", domain=[-lim, lim])),
+               alt.Text("sat_text:N"), "Satisfaction (✗: misses α)")
+    cost = heat(alt.Color("cost_ratio:Q", title="cost / offline optimum" if rel else f"cost ({unit})",
+                          scale=alt.Scale(scheme="oranges")),
+                alt.Text("cost_ratio:Q", format=".2f"),
+                "Cost" + (" relative to the offline optimum" if rel else f" ({unit})"))
+    return alt.hconcat(sat, cost, spacing=40).resolve_scale(color="independent").properties(**titled(
+        "Heatmaps over α × V",
+        "Left: satisfaction of each V-dependent policy, blue above α and red below (✗ marks cells that miss α); "
+        "right: its cost" + (", as a multiple of the offline optimum's cost for the same α" if rel else "") + ".",
+        "mean over seeds per cell."))
+
+
+def table_html(m: pl.DataFrame) -> str:
+    """Per benchmark and α: satisfaction, cost and call ratio of every policy (and V), like the paper's table."""
+    esc = _html.escape
+    cm = cell_means(m)
+    div, unit = _unit(cm)
+    models = [c[len(CALL_RATIO_PREFIX):] for c in cm.columns if c.startswith(CALL_RATIO_PREFIX)]
+    head = ("<tr><th class='l'>benchmark</th><th>α</th><th class='l'>policy</th><th>V</th><th>runs</th>"
+            f"<th>satisfaction</th><th>cost ({esc(unit)})</th><th class='l'>call ratio ("
+            + esc(" / ".join(models)) + ")</th></tr>")
+    rows = [head]
+    for r in cm.sort("benchmark", "alpha", "causal", "series", "V", descending=[False, False, True, False, True],
+                     nulls_last=True).iter_rows(named=True):
+        sat = r["satisfaction"]
+        miss = sat is not None and sat < r["alpha"] - 1e-12
+        sd = r["sat_sd"]
+        sat_txt = "–" if sat is None else f"{sat:.4f}" + (f" ± {sd:.4f}" if sd is not None and not math.isnan(sd)
+                                                          and r["runs"] > 1 else "")
+        ratio = " / ".join("–" if r.get(CALL_RATIO_PREFIX + mm) is None else f"{r[CALL_RATIO_PREFIX + mm]:.2f}"
+                           for mm in models)
+        cost = "–" if r["cost"] is None else f"{r['cost'] / div:.3f}"
+        rows.append(
+            f"<tr{'' if r['causal'] else ' class=bound'}><td class='l'>{esc(r['benchmark'])}</td><td>{r['alpha']:g}</td>"
+            f"<td class='l'>{esc(r['series'])}</td><td>{'' if r['V'] is None else format(r['V'], 'g')}</td>"
+            f"<td>{r['runs']}</td><td class='{'miss' if miss else 'ok'}'>{sat_txt}{' ✗' if miss else ''}</td>"
+            f"<td>{cost}</td><td class='l'>{ratio}</td></tr>")
+    return ('<table class="summary">' + "".join(rows) + "</table>"
+            '<p class="legend-note">Mean ± standard deviation over the runs of each row (seeds; for policies that '
+            "do not depend on V, also the cells of every V). ✗: the satisfaction misses α. "
+            "† sees the future (a bound).</p>")
+
+
+def sweep_section(m: pl.DataFrame, sid: str, heading: str, source: Path | None = None):
+    """The page section for a sweep manifest (already normalised)."""
+    from .html import Figure, Section
+
+    esc = _html.escape
+    status = m["status"].str.to_lowercase()
+    ok = m.filter(status.is_in(list(OK_STATUS)))
+    n_cells = m["cell"].n_unique() if m["cell"].null_count() < m.height else m.height
+    bad = m.filter(~status.is_in(list(OK_STATUS)))
+    n_bad = bad["cell"].n_unique() if bad.height and bad["cell"].null_count() < bad.height else bad.height
+    facts = [f"{n_cells} cells", f"{ok['policy'].n_unique()} policies",
+             f"α ∈ {{{', '.join(f'{x:g}' for x in sorted(ok['alpha'].drop_nulls().unique()))}}}"]
+    vs = sorted(ok["V"].drop_nulls().unique())
+    if vs:
+        facts.append(f"V ∈ {{{', '.join(f'{x:g}' for x in vs)}}}")
+    if source is not None:
+        facts.append(f"manifest: {source / 'manifest.parquet'}")
+    sec = Section(id=sid, heading=heading, intro=f'<p class="meta">{esc(" · ".join(facts))}</p>')
+    if n_bad:
+        sec.notes.append(f"{n_bad} cell(s) did not finish (status other than ok) and are left out.")
+    if ok.height == 0:
+        sec.notes.append("No finished cells.")
+        return sec
+    sec.blocks.append(Figure("frontier", chart_frontier(ok)))
+    try:
+        sec.blocks.append(Figure("heatmaps", chart_heatmaps(ok)))
+    except ValueError as e:
+        sec.notes.append(f"Not shown: heatmaps — {e}.")
+    sec.blocks.append("<h3>Per benchmark</h3>" + table_html(ok))
+    return sec
