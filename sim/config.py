@@ -20,6 +20,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import UserError
+from .sweep_spec import SweepSpec
 
 PositiveFloat = Annotated[float, Field(gt=0, le=1e12)]
 NonNegFloat = Annotated[float, Field(ge=0, le=1e12)]
@@ -159,11 +160,35 @@ class TraceSource(Strict):
 
 # ---------------------------------------------------------------- zoo, feedback, engine
 
+class ScaleFrom(Strict):
+    model_id: str
+    factor: PositiveFloat = Field(description="J/token (and, unless itl_factor is given, ITL) of the measured model x factor")
+    itl_factor: PositiveFloat | None = None
+
+
+class ProfileRef(Strict):
+    """Take this model's service time and energy from a measured GPU profile (sim/serving.py)."""
+    model_id: str = Field(description="as the profile spells it, e.g. llama-3.1-8b or meta-llama/Llama-3.1-8B-Instruct")
+    gpu: str = Field(description="the profiled GPU type: A100, H100, H200, B200")
+    source: str | None = Field(None, description="profile file or folder; defaults to the scenario's 'profiles'")
+    variant: str | None = Field(None, description="e.g. ctx1024 or ctx4096 for the H200 profile")
+    scale_from: ScaleFrom | None = None
+
+
 class ZooModel(Strict):
     name: str
     replicas: Annotated[int, Field(ge=1, le=100_000)] = 1
     slots: Annotated[int, Field(ge=1, le=1_000_000)] | None = Field(
         None, description="concurrent requests per replica; null = unlimited")
+    gpu: str | None = Field(None, description="name of the GPU (in 'gpus') this model's replicas run on")
+    profile: ProfileRef | None = None
+
+
+class GPU(Strict):
+    name: str
+    type: str = "H100"
+    idle_w: NonNegFloat = Field(0.0, description="power drawn while no model on it is busy")
+    peak_w: NonNegFloat | None = Field(None, description="informational: the power limit")
 
 
 class Delay(Strict):
@@ -351,6 +376,10 @@ class Scenario(Strict):
     objective: Literal["energy_j", "cost_usd"] = "energy_j"
     trace: TraceSource
     zoo: list[ZooModel] | None = Field(None, description="defaults to the trace's models with unlimited slots")
+    gpus: list[GPU] = Field(default_factory=list, description="named GPUs that zoo models are placed on")
+    sharing: Literal["none", "time_slice"] = Field(
+        "time_slice", description="how models on one GPU slow each other (sim/serving.py); an assumption")
+    profiles: str | None = Field(None, description="default GPU profile source for zoo entries with 'profile'")
     feedback: Feedback = Feedback()
     engine: Engine = Engine()
     split_by: Literal["none", "group"] = Field(
@@ -358,6 +387,8 @@ class Scenario(Strict):
     policies: Annotated[list[Policy], Field(min_length=1)]
     expect: list[Expectation] = Field(default_factory=list, description="scenario-level checks for `sim check`")
     events: list[ScenarioEvent] = Field(default_factory=list, description="changes over time (sim/events.py)")
+    sweep: SweepSpec | None = Field(None, exclude=True, description="cells for `sim sweep` (sim/sweep_spec.py); "
+                                    "not part of any one run's resolved config")
 
     @field_validator("policies")
     @classmethod
@@ -367,6 +398,20 @@ class Scenario(Strict):
         if dup:
             raise ValueError(f"policy names {dup} are used twice; give each a distinct 'name'")
         return v
+
+    @model_validator(mode="after")
+    def _placement(self):
+        names = [g.name for g in self.gpus]
+        if len(set(names)) != len(names):
+            raise ValueError(f"gpus: a GPU name is used twice in {names}")
+        for i, z in enumerate(self.zoo or []):
+            if z.gpu is not None and z.gpu not in names:
+                raise ValueError(f"zoo.{i}.gpu: no GPU named {z.gpu!r} in 'gpus' ({names})")
+            if z.profile is not None and z.profile.source is None and self.profiles is None:
+                raise ValueError(f"zoo.{i}.profile: give 'source' or a scenario-level 'profiles'")
+        if any(z.profile is not None for z in self.zoo or []) and self.engine.mode != "des":
+            raise ValueError("zoo profiles set service times by concurrency, which needs engine.mode: des")
+        return self
 
 
 # ---------------------------------------------------------------- loading

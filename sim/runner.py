@@ -30,7 +30,7 @@ from .policies import build_router, describe
 from .rng import stream
 from .sequential import run_sequential
 from .synth import synth_frame, synth_provenance
-from .trace import Trace, from_frame, load_trace, subset
+from .trace import Trace, check_model_names, from_frame, load_trace, select_models, subset
 
 RESULT_FILES = ("requests.parquet", "occupancy.parquet", "summary.json", "scenario.resolved.yaml")
 
@@ -65,23 +65,10 @@ def select_zoo(trace: Trace, scenario: cfg.Scenario) -> Trace:
         raise UserError(f"zoo: model(s) {missing} are not in the trace (it has {trace.models})")
     if len(set(names)) != len(names):
         raise UserError(f"zoo: a model is listed twice in {names}")
-    from .trace import check_model_names
-
     check_model_names(names, "zoo")
     if names == trace.models:
         return trace
-    idx = [trace.models.index(n) for n in names]
-    o = trace.outcomes
-
-    def pick(a):
-        return None if a is None else np.ascontiguousarray(a[:, idx])
-
-    from dataclasses import replace
-
-    outcomes = replace(o, sat=pick(o.sat), cost=pick(o.cost), energy_j=pick(o.energy_j),
-                       latency_s=pick(o.latency_s), p_true=pick(o.p_true))
-    features = replace(trace.features, pred=pick(trace.features.pred))
-    return replace(trace, models=names, outcomes=outcomes, features=features)
+    return select_models(trace, names)
 
 
 def capacities(trace: Trace, scenario: cfg.Scenario) -> list[float]:
@@ -206,12 +193,13 @@ def write_results(result: RunResult, scenario: cfg.Scenario, out: Path) -> None:
     stamp = out / "scenario.resolved.yaml"  # written last: present = every result file here is of that scenario
     if stamp.exists() and stamp.read_text(encoding="utf-8") != cfg.resolved_yaml(scenario):
         stamp.unlink()  # --overwrite: an interrupted rewrite must not leave new files under the old stamp
+        (out / "report.html").unlink(missing_ok=True)  # nor the old scenario's report next to new results
     with atomic_path(out / "requests.parquet") as tmp:
         writer = None
         for df in frames:
             table = df.to_arrow()
             if writer is None:
-                writer = pq.ParquetWriter(tmp, table.schema, compression="zstd")
+                writer = pq.ParquetWriter(tmp, table.schema, compression="zstd", write_page_checksum=True)
             writer.write_table(table, row_group_size=1 << 20)
         writer.close()
     occ_path = out / "occupancy.parquet"
@@ -234,11 +222,13 @@ def group_runs(scenario: cfg.Scenario, trace: Trace):
         yield g, scenario.model_copy(update={"alpha": alpha, "split_by": "none", "name": f"{scenario.name}/{g}"}), sub
 
 
-def run_scenario(scenario: cfg.Scenario, out: Path, overwrite: bool = False, progress=None) -> RunResult:
+def run_scenario(scenario: cfg.Scenario, out: Path, overwrite: bool = False, progress=None,
+                 trace: Trace | None = None) -> RunResult:
+    """Simulate and write; ``trace`` (the scenario's built trace, e.g. a sweep's shared one) skips building it."""
     out = Path(out)
     check_out_dir(out, cfg.resolved_yaml(scenario), overwrite)
     if scenario.split_by == "group":
-        trace = build_trace(scenario)
+        trace = trace if trace is not None else build_trace(scenario)
         groups = {}
         for g, sub_scenario, sub in group_runs(scenario, trace):
             tick = (lambda label, done, total, g=g: progress(f"{g}: {label}", done, total)) if progress else None
@@ -249,7 +239,7 @@ def run_scenario(scenario: cfg.Scenario, out: Path, overwrite: bool = False, pro
         write_json(out / "summary.json", summary)
         write_text(out / "scenario.resolved.yaml", cfg.resolved_yaml(scenario))
         return RunResult(summary)
-    result = simulate_scenario(scenario, progress=progress)
+    result = simulate_scenario(scenario, trace, progress=progress)
     write_results(result, scenario, out)
     return result
 

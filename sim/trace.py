@@ -8,10 +8,9 @@ evaluator, the feedback channel and the labelled oracles may read). Routers are 
 from __future__ import annotations
 
 import json
-import math
 import re
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -75,6 +74,7 @@ class RequestFeatures:
     token_value: np.ndarray
     feature_dim: int
     pred: np.ndarray | None  # (T, M) precomputed predictions to replay, if the trace has them
+    prompt_tokens: np.ndarray | None = None  # (T,) prompt length, known on arrival
 
 
 @dataclass(frozen=True)
@@ -86,6 +86,7 @@ class Outcomes:
     energy_j: np.ndarray | None
     latency_s: np.ndarray  # (T, M) service time when run alone
     p_true: np.ndarray | None
+    output_tokens: np.ndarray | None = None  # (T, M) tokens each model generates (only known once it ran)
 
 
 @dataclass
@@ -180,7 +181,7 @@ def write_trace(df: pl.DataFrame, path: str | Path, models: list[str], provenanc
     meta = {"format_version": FORMAT_VERSION, "models": list(models), "cost_unit": cost_unit, "provenance": provenance}
     table = table.replace_schema_metadata({**(table.schema.metadata or {}), META_KEY: json.dumps(meta).encode()})
     with atomic_path(path) as tmp:
-        pq.write_table(table, tmp, compression="zstd")
+        pq.write_table(table, tmp, compression="zstd", write_page_checksum=True)  # CRC per page: see read_table
 
 
 def read_table(path: str | Path) -> tuple[pl.DataFrame, dict]:
@@ -191,7 +192,7 @@ def read_table(path: str | Path) -> tuple[pl.DataFrame, dict]:
     if p.is_dir():
         raise UserError(f"trace {path}: is a directory, expected a Parquet file")
     try:
-        table = pq.read_table(p)
+        table = pq.read_table(p, page_checksum_verification=True)  # a damaged page is an error, not data
     except (pa.ArrowException, OSError) as e:
         raise UserError(f"trace {path}: not a readable Parquet file ({str(e).splitlines()[0]})") from None
     raw = (table.schema.metadata or {}).get(META_KEY)
@@ -262,9 +263,10 @@ def from_frame(df: pl.DataFrame, models: list[str], *, path: str = "<memory>", c
     features = RequestFeatures(
         groups=np.ascontiguousarray(groups, dtype=np.int32), group_names=group_names,
         token_indptr=indptr, token_index=index, token_value=value, feature_dim=dim, pred=matrix("pred"),
+        prompt_tokens=df["prompt_tokens"].to_numpy().astype(np.float64) if "prompt_tokens" in df.columns else None,
     )
     outcomes = Outcomes(sat=matrix("sat"), cost=cost, energy_j=matrix("energy_j"),
-                        latency_s=matrix("latency_s"), p_true=matrix("p_true"))
+                        latency_s=matrix("latency_s"), p_true=matrix("p_true"), output_tokens=matrix("output_tokens"))
     return Trace(path=path, models=list(models), request_id=df["request_id"].to_numpy().astype(np.int64),
                  arrival_s=df["arrival_s"].to_numpy().astype(np.float64), features=features,
                  outcomes=outcomes, cost_unit="USD" if objective == "cost_usd" else cost_unit,
@@ -278,27 +280,29 @@ def load_trace(path: str | Path, objective: str = "energy_j") -> Trace:
                       provenance=meta.get("provenance", {}), objective=objective)
 
 
-def finite_or_none(x: float) -> float | None:
-    return None if x is None or not math.isfinite(x) else float(x)
+def _per_model(obj, take):
+    """Apply ``take`` to every (T, M) array field of a dataclass; None fields stay None."""
+    return replace(obj, **{f.name: np.ascontiguousarray(take(v)) for f in fields(obj)
+                           if isinstance(v := getattr(obj, f.name), np.ndarray) and v.ndim == 2})
 
 
 def subset(trace: Trace, rows: np.ndarray) -> Trace:
     """The trace restricted to ``rows`` (a boolean mask or index array), keeping order and model columns."""
-    from dataclasses import replace
-
     idx = np.flatnonzero(rows) if rows.dtype == np.bool_ else np.asarray(rows)
-    f, o = trace.features, trace.outcomes
+    f = trace.features
     counts = np.diff(f.token_indptr)[idx]
     indptr = np.zeros(len(idx) + 1, np.int64)
     np.cumsum(counts, out=indptr[1:])
     take = np.concatenate([np.arange(f.token_indptr[i], f.token_indptr[i + 1]) for i in idx]) if len(idx) else np.zeros(0, np.int64)
-
-    def pick(a):
-        return None if a is None else np.ascontiguousarray(a[idx])
-
-    features = replace(f, groups=f.groups[idx], token_indptr=indptr, token_index=f.token_index[take],
-                       token_value=f.token_value[take], pred=pick(f.pred))
-    outcomes = replace(o, sat=pick(o.sat), cost=pick(o.cost), energy_j=pick(o.energy_j),
-                       latency_s=pick(o.latency_s), p_true=pick(o.p_true))
+    features = replace(_per_model(f, lambda a: a[idx]), groups=f.groups[idx], token_indptr=indptr,
+                       token_index=f.token_index[take], token_value=f.token_value[take],
+                       prompt_tokens=None if f.prompt_tokens is None else f.prompt_tokens[idx])
     return replace(trace, request_id=trace.request_id[idx], arrival_s=trace.arrival_s[idx] - trace.arrival_s[idx][0],
-                   features=features, outcomes=outcomes)
+                   features=features, outcomes=_per_model(trace.outcomes, lambda a: a[idx]))
+
+
+def select_models(trace: Trace, names: list[str]) -> Trace:
+    """The trace with only ``names``' columns, in that order (which becomes the cost order)."""
+    idx = [trace.models.index(n) for n in names]
+    return replace(trace, models=list(names), outcomes=_per_model(trace.outcomes, lambda a: a[:, idx]),
+                   features=_per_model(trace.features, lambda a: a[:, idx]))
