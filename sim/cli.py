@@ -19,6 +19,8 @@ COMMAND_MODULES = [
     "sim.commands.run",
     "sim.commands.trace",
     "sim.commands.profile",
+    "sim.commands.sweep",
+    "sim.commands.bench",
     "sim.commands.check",
     "sim.commands.report",
 ]
@@ -61,10 +63,9 @@ def _install_signal_handlers() -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
     previous = _install_signal_handlers()
-    try:
+    try:  # building the parser imports every command (a second or so): Ctrl-C there is an interruption too
+        args = build_parser().parse_args(argv)
         rc = args.func(args)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)

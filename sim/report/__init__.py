@@ -53,14 +53,14 @@ def summary_table(run) -> str:
     models = run.models
     palette = PALETTE_10 if len(run.policies) <= 10 else PALETTE_20
     des = run.engine != "sequential"
-    head = ["policy", "kind", "satisfaction", "Q_T/T", "cost" if unit != "J" else "energy", "per request",
+    head = ["policy", "satisfaction", "Q_T/T", "cost" if unit != "J" else "energy", "per request",
             "explorations", "call ratio"]
     if des:
         head.append("p95 latency")
     has_g = any("guarantees" in p for p in s["policies"].values())
     if has_g:
         head.append("bounds hold")
-    rows = ["<tr>" + "".join(f'<th class="{"l" if i in (0, 1, 7) else ""}">{esc(h)}</th>' for i, h in enumerate(head))
+    rows = ["<tr>" + "".join(f'<th class="{"l" if i in (0, 6) else ""}">{esc(h)}</th>' for i, h in enumerate(head))
             + "</tr>"]
     for i, (label, p) in enumerate(s["policies"].items()):
         sat = p.get("satisfaction")
@@ -74,10 +74,11 @@ def summary_table(run) -> str:
         name = label if p.get("causal", True) else label + " †"
         cls = "" if p.get("causal", True) else ' class="bound"'
         n = p.get("requests") or 0
+        kind = str(p.get("kind", "")) + (f", predictor {p['predictor']}" if p.get("predictor") else "")
+        pred = f' <span class="pred">{esc(str(p["predictor"]))}</span>' if p.get("predictor") else ""
         cells = [
-            f'<td class="l"><span class="swatch" style="background:{palette[i % len(palette)]}"></span>{esc(name)}</td>',
-            f'<td class="l w">{esc(str(p.get("kind", "")))}'
-            + (f' ({esc(str(p["predictor"]))})' if p.get("predictor") else "") + "</td>",
+            f'<td class="l" title="{esc(kind)}"><span class="swatch" style="background:{palette[i % len(palette)]}">'
+            f"</span>{esc(name)}{pred}</td>",
             sat_td,
             f'<td>{p.get("violation", float("nan")):.4f}</td>',
             f"<td>{esc(_fmt_cost(p.get('cost'), unit))}</td>",
@@ -137,7 +138,8 @@ def _comparison_table(runs) -> str:
             rows.append(
                 f"<tr><td class='l'>{esc(run.name)}</td><td class='l'>{esc(run.display(label))}</td>"
                 f"<td>{run.alpha:g}</td><td class='{'miss' if miss else 'ok'}'>{sat:.4f}{' ✗' if miss else ''}</td>"
-                f"<td>{p.get('violation', float('nan')):.4f}</td><td>{esc(_fmt_cost(p.get('cost'), run.cost_unit))}</td>"
+                f"<td>{p.get('violation', float('nan')):.4f}</td>"
+                f"<td>{esc(_fmt_cost(p.get('cost'), run.cost_unit))}</td>"
                 f"<td>{p.get('explorations', 0):,}</td></tr>")
     return '<table class="summary">' + "".join(rows) + "</table>"
 
@@ -223,7 +225,7 @@ def render_report(dirs, out: str | Path | None = None, png: bool = False, screen
             title = "MESS+ sweep: " + ", ".join(d.name for d in sweeps)
         else:
             title = f"MESS+ simulation: {len(runs) + len(sweeps)} result folders"
-    subtitle = ("Made by `python -m sim report` from " + ", ".join(str(d) for d in dirs)
+    subtitle = ("Made by python -m sim report from " + ", ".join(str(d) for d in dirs)
                 + ". Hover a chart for values; the ⋯ menu saves it as SVG or PNG.")
     page = render_page(title, subtitle, sections)
     write_text(out, page)

@@ -1,12 +1,14 @@
-"""Charts of one run: each function takes a :class:`RunData` and returns an Altair chart whose title carries a
-one-sentence caption (how to read it) and a line saying how the data were aggregated.
+"""Charts of one run: each function takes a :class:`RunData` and returns an Altair chart with a title, a
+one-sentence caption that says how to read it, and a note on how the data were aggregated (subtitle lines in the
+chart, so exported PNGs explain themselves, and ``usermeta`` for the HTML page).
 
-Every chart compares all policies of the run. Long runs are never plotted request by request: requests are
-grouped into at most :data:`MAX_POINTS` time windows per series (running quantities are sampled at the end of
-each window, rates are computed over windows of at least :data:`MIN_PER_WINDOW` requests), so the size of a
-report does not grow with the number of requests. All aggregation is done with polars on lazy scans of the
-result files. A chart that does not apply to a run (for example slot occupancy in sequential mode) raises
-:class:`Skip` with the reason.
+Every chart compares all policies of the run; bounds (policies with ``causal: false``) are marked "† bound" in the
+legends. Long runs are never plotted request by request: requests are grouped into at most :data:`MAX_POINTS` time
+windows per series (running quantities are sampled after the last request of each window, rates are computed over
+windows of at least :data:`MIN_PER_WINDOW` requests on average), so a report's size does not grow with the number of
+requests. Aggregation runs on polars lazy scans (streaming), one policy at a time where whole columns are needed
+(latency quantiles), and over record batches for the occupancy log, so memory stays bounded on 10^7-request runs.
+A chart that does not apply to a run (for example slot occupancy in sequential mode) raises :class:`Skip`.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from pathlib import Path
 from typing import Callable
 
 import altair as alt
+import numpy as np
 import polars as pl
 
 #: At most this many points per plotted series (time windows of equal width over the run's arrivals).
@@ -275,27 +278,45 @@ class RunData:
                 .with_columns(self.window_end((pl.col("cw") + 1) * k - 1))
                 .sort("policy", "cw"))
 
-    @cached_property
-    def latency_quantiles(self) -> pl.DataFrame:
-        levels = [i / (CDF_LEVELS - 1) for i in range(CDF_LEVELS)]
-        lat = (pl.col("end_s") - pl.col("arrival_s")).alias("lat")
-        df = (self.scan().select("policy", lat).group_by("policy")
-              .agg(*[pl.col("lat").quantile(q, "nearest").alias(f"q{i}") for i, q in enumerate(levels)])
-              .collect(engine="streaming"))
-        long = df.unpivot(index="policy", variable_name="level", value_name="latency_s")
-        return long.with_columns(
-            (pl.col("level").str.slice(1).cast(pl.Int32) / (CDF_LEVELS - 1)).alias("fraction")).drop("level")
+    def _per_policy(self, lf: pl.LazyFrame, columns: list[str]):
+        """Yield (policy, DataFrame of ``columns``) one policy at a time (bounded memory on huge runs)."""
+        policies = lf.select(pl.col("policy").unique(maintain_order=True)).collect()["policy"].to_list()
+        for p in policies:
+            yield p, lf.filter(pl.col("policy") == p).select(columns).collect()
 
     @cached_property
+    def _latency(self) -> tuple[pl.DataFrame, pl.DataFrame]:
+        levels = np.linspace(0.0, 1.0, CDF_LEVELS)
+        cdf, waits = [], []
+        for p, df in self._per_policy(self.scan(), ["arrival_s", "end_s", "wait_s", "model_index"]):
+            lat = (df["end_s"] - df["arrival_s"]).drop_nulls().to_numpy()
+            if lat.size:
+                cdf.append(pl.DataFrame({"policy": p, "latency_s": np.quantile(lat, levels, method="nearest"),
+                                         "fraction": levels}))
+            mi = df["model_index"].to_numpy()
+            wait = df["wait_s"].to_numpy()
+            for i, m in enumerate(self.models):
+                w = wait[mi == i]
+                w = w[~np.isnan(w)]
+                if w.size:
+                    qs = np.quantile(w, [0.5, 0.95, 0.99], method="nearest")
+                    waits.append(pl.DataFrame({"policy": p, "model": m, "n": w.size,
+                                               "percentile": ["p50", "p95", "p99"], "wait_s": qs}))
+            del df
+        empty_cdf = pl.DataFrame(schema={"policy": pl.String, "latency_s": pl.Float64, "fraction": pl.Float64})
+        empty_w = pl.DataFrame(schema={"policy": pl.String, "model": pl.String, "n": pl.Int64,
+                                       "percentile": pl.String, "wait_s": pl.Float64})
+        return (pl.concat(cdf) if cdf else empty_cdf), (pl.concat(waits, how="vertical_relaxed") if waits else empty_w)
+
+    @property
+    def latency_quantiles(self) -> pl.DataFrame:
+        """Arrival-to-completion latency at CDF_LEVELS quantile levels (nearest rank), per policy."""
+        return self._latency[0]
+
+    @property
     def wait_percentiles(self) -> pl.DataFrame:
-        df = (self.scan().group_by("policy", "model")
-              .agg(pl.col("wait_s").quantile(0.5, "nearest").alias("p50"),
-                   pl.col("wait_s").quantile(0.95, "nearest").alias("p95"),
-                   pl.col("wait_s").quantile(0.99, "nearest").alias("p99"),
-                   pl.len().alias("n"))
-              .collect(engine="streaming"))
-        return (df.with_columns(pl.col("model").cast(pl.String))
-                .unpivot(index=["policy", "model", "n"], variable_name="percentile", value_name="wait_s"))
+        """p50 / p95 / p99 of the queue wait per (policy, model)."""
+        return self._latency[1]
 
     @cached_property
     def calibration(self) -> pl.DataFrame:
@@ -312,57 +333,62 @@ class RunData:
     def occupancy(self) -> pl.DataFrame | None:
         """Time-weighted mean busy slots and queue length per (policy, model, window), exact; plus the window max.
 
-        The change log is a step function per (policy, model); its integral is accumulated at each change and read
-        at the window edges with an as-of join. Processed one policy at a time to bound memory.
+        The change log is a step function per (policy, model). With d_i the change at event i, the integral over
+        window j = [g_j, g_j+1) is V(g_j) * width + sum over the window's events of d_i * (g_j+1 - t_i), where V(g_j)
+        is the value at the window's start (the sum of the earlier changes). The file is read in record batches
+        and only per-window sums are kept, so memory does not grow with the length of the run.
         """
         if not self.occupancy_file.exists():
             return None
+        import pyarrow.parquet as pq
+
         t0, t1, _ = self.extent
-        occ = pl.scan_parquet(self.occupancy_file)
-        policies = occ.select(pl.col("policy").unique()).collect()["policy"].to_list()
-        t_end = max(t1, float(occ.select(pl.col("time_s").max()).collect().item() or t1))
         W = min(self.n_windows, 500)
         width = (t1 - t0) / W if t1 > t0 else 1.0
-        edges = pl.DataFrame({"e": range(W + 1)}).with_columns((t0 + pl.col("e") * width).alias("g"))
+        self._occupancy_window_s = width
+        edges = t0 + width * np.arange(W + 1)
+        acc: dict[tuple[str, str], dict] = {}
+        pf = pq.ParquetFile(self.occupancy_file)
+        for batch in pf.iter_batches(batch_size=1 << 20, columns=["policy", "time_s", "model", "busy", "queued"]):
+            df = pl.from_arrow(batch).with_columns(pl.col("model").cast(pl.String))
+            for (p, m), g in df.partition_by(["policy", "model"], as_dict=True, maintain_order=True).items():
+                a = acc.get((p, m))
+                if a is None:
+                    a = acc[(p, m)] = {"last_t": -np.inf, "max": np.full(W, -np.inf),
+                                       **{f"{k}_{x}": 0.0 for k in ("busy", "queued") for x in ("last", "pre")},
+                                       **{f"{k}_{x}": np.zeros(W) for k in ("busy", "queued") for x in ("D", "E")}}
+                t = g["time_s"].to_numpy()
+                if t.size == 0:
+                    continue
+                if t[0] < a["last_t"] or np.any(np.diff(t) < 0):
+                    raise Skip("occupancy.parquet is not time-ordered per policy and model")
+                a["last_t"] = float(t[-1])
+                inside = (t >= t0) & (t < edges[-1])
+                ti = t[inside]
+                w = np.clip(((ti - t0) / width).astype(np.int64), 0, W - 1)
+                for k in ("busy", "queued"):
+                    v = g[k].to_numpy().astype(np.float64)
+                    d = np.diff(v, prepend=a[f"{k}_last"])
+                    a[f"{k}_last"] = float(v[-1])
+                    a[f"{k}_pre"] += float(d[t < t0].sum())
+                    di = d[inside]
+                    a[f"{k}_D"] += np.bincount(w, weights=di, minlength=W)
+                    a[f"{k}_E"] += np.bincount(w, weights=di * (edges[w + 1] - ti), minlength=W)
+                    if k == "busy" and w.size:
+                        first = np.flatnonzero(np.diff(w, prepend=-1))
+                        np.maximum.at(a["max"], w[first], np.maximum.reduceat(v[inside], first))
         out = []
-        for p in policies:
-            ev = (occ.filter(pl.col("policy") == p)
-                  .select(pl.col("model").cast(pl.String), "time_s", "busy", "queued")
-                  .collect().sort("model", "time_s", maintain_order=True))
-            if ev.height == 0:
-                continue
-            ev = ev.with_columns(
-                (pl.col("time_s").shift(-1).over("model").fill_null(t_end) - pl.col("time_s")).alias("dt"))
-            ev = ev.with_columns(
-                ((pl.col("busy") * pl.col("dt")).cum_sum().over("model") - pl.col("busy") * pl.col("dt")).alias("ib"),
-                ((pl.col("queued") * pl.col("dt")).cum_sum().over("model") - pl.col("queued") * pl.col("dt"))
-                .alias("iq"))
-            models = ev["model"].unique().to_list()
-            grid = pl.concat([edges.with_columns(pl.lit(m).alias("model")) for m in models]).sort("g")
-            at = grid.join_asof(ev.sort("time_s").select("model", "time_s", "busy", "queued", "ib", "iq"),
-                                left_on="g", right_on="time_s", by="model", strategy="backward",
-                                check_sortedness=False)
-            at = at.with_columns(
-                (pl.col("ib") + pl.col("busy") * (pl.col("g") - pl.col("time_s"))).fill_null(0.0).alias("IB"),
-                (pl.col("iq") + pl.col("queued") * (pl.col("g") - pl.col("time_s"))).fill_null(0.0).alias("IQ"),
-            ).sort("model", "e")
-            mean = at.with_columns(
-                ((pl.col("IB").shift(-1).over("model") - pl.col("IB")) / width).alias("busy_mean"),
-                ((pl.col("IQ").shift(-1).over("model") - pl.col("IQ")) / width).alias("queued_mean"),
-                pl.col("busy").fill_null(0).alias("busy_start"),
-            ).filter(pl.col("e") < W).select("model", pl.col("e").cast(pl.Int32).alias("w"), "busy_mean",
-                                             "queued_mean", "busy_start")
-            wmax = (ev.with_columns(((pl.col("time_s") - t0) / width).floor().clip(0, W - 1).cast(pl.Int32).alias("w"))
-                    .group_by("model", "w").agg(pl.col("busy").max().alias("busy_max_ev")))
-            df = (mean.join(wmax, on=["model", "w"], how="left")
-                  .with_columns(pl.max_horizontal("busy_start", pl.col("busy_max_ev").fill_null(0)).alias("busy_max"),
-                                ((t0 + (pl.col("w") + 1) * width) / self.axis.scale).alias("t"),
-                                pl.lit(p).alias("policy"))
-                  .drop("busy_start", "busy_max_ev"))
-            out.append(df)
+        for (p, m), a in acc.items():
+            cols = {}
+            for k in ("busy", "queued"):
+                start = a[f"{k}_pre"] + np.concatenate([[0.0], np.cumsum(a[f"{k}_D"])[:-1]])
+                cols[k + "_mean"] = start + a[f"{k}_E"] / width
+                if k == "busy":
+                    cols["busy_max"] = np.maximum(start, a["max"])
+            out.append(pl.DataFrame({"policy": p, "model": m, "w": np.arange(W, dtype=np.int32), **cols,
+                                     "t": edges[1:] / self.axis.scale}))
         if not out:
             return None
-        self._occupancy_window_s = width
         return pl.concat(out).sort("policy", "model", "w")
 
     # ---- guarantees -------------------------------------------------------------------------------
@@ -536,8 +562,10 @@ def chart_violation(run: RunData) -> alt.TopLevelMixin:
         sub = sub.with_columns((float(b["value"]) * (T / pl.col("n")).sqrt()).alias("bound"), pl.lit(p).alias("policy"))
         bounds.append(sub)
         holds = b.get("holds")
-        notes.append(f"{p}: {'applicable' if b.get('applicable') else 'not applicable'}"
-                     + ("" if holds is None else (", holds" if holds else ", violated")))
+        notes.append(("applicable" if b.get("applicable") else "not applicable")
+                     + ("" if holds is None or not b.get("applicable")
+                        else (" and holds" if holds else " and violated"))
+                     + f" for {p}")
     if bounds:
         bdf = with_role(run, pl.concat(bounds))
         layers.append(data(bdf).mark_line(strokeDash=[2, 2], strokeWidth=1.2, opacity=0.8).encode(
@@ -546,8 +574,13 @@ def chart_violation(run: RunData) -> alt.TopLevelMixin:
     caption = ("The SLA backlog Q_t divided by the number of requests so far; it tends to 0 for a policy that meets "
                "α in the long run and to α minus the satisfaction for one that does not.")
     if bounds:
+        # "not applicable for a, b; applicable and holds for c"
+        grouped: dict[str, list[str]] = {}
+        for n in notes:
+            status, _, who = n.rpartition(" for ")
+            grouped.setdefault(status, []).append(who)
         caption += (" Dotted: the theoretical bound sqrt(2(B + V·ΔE)/t) from the guarantees block ("
-                    + "; ".join(notes) + ").")
+                    + "; ".join(f"{k} for {', '.join(v)}" for k, v in grouped.items()) + ").")
     return alt.layer(*layers).properties(
         width=WIDTH, height=HEIGHT,
         **titled("SLA violation Q_t / t", caption,

@@ -26,7 +26,7 @@ import altair as alt
 from ..errors import UserError
 
 #: PNG export scale (1 = the chart's own pixel size).
-PNG_SCALE = 1.5
+PNG_SCALE = 1.0
 #: Embedding options: no links to the online Vega editor, only local export.
 EMBED_OPTIONS = {"renderer": "svg", "actions": {"export": True, "source": False, "compiled": False, "editor": False}}
 
@@ -157,19 +157,19 @@ body { margin: 0; font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, 
 header.top { background: #1d2330; color: #fff; padding: 14px 28px; }
 header.top h1 { margin: 0; font-size: 20px; font-weight: 600; }
 header.top p { margin: 4px 0 0; color: #c9ced8; font-size: 13px; }
-main { max-width: 1180px; margin: 0 auto; padding: 8px 24px 40px; }
+main { max-width: 1260px; margin: 0 auto; padding: 8px 20px 40px; }
 section.part { background: #fff; border: 1px solid var(--line); border-radius: 8px; padding: 14px 20px 8px;
                margin: 18px 0; }
 section.part > h2 { margin: 2px 0 6px; font-size: 18px; }
 p.meta { color: var(--muted); margin: 0 0 10px; }
 nav.toc { font-size: 13px; margin: 6px 0 10px; color: var(--muted); }
 nav.toc a { color: #2f5d9b; text-decoration: none; margin-right: 12px; white-space: nowrap; }
-table.summary { border-collapse: collapse; width: 100%; font-size: 13px; margin: 6px 0 12px; }
-table.summary th, table.summary td { padding: 4px 8px; border-bottom: 1px solid var(--line); text-align: right;
+table.summary { border-collapse: collapse; width: 100%; font-size: 12.5px; margin: 6px 0 12px; }
+table.summary th, table.summary td { padding: 4px 7px; border-bottom: 1px solid var(--line); text-align: right;
                                      white-space: nowrap; }
 table.summary th { color: var(--muted); font-weight: 600; background: #fafbfc; position: sticky; top: 0; }
 table.summary td.l, table.summary th.l { text-align: left; }
-table.summary td.w { white-space: normal; }
+span.pred { color: var(--muted); font-size: 11.5px; margin-left: 4px; }
 div.scroll { overflow-x: auto; }
 table.summary tr.bound td { color: #666; font-style: italic; }
 td.miss { color: var(--bad); font-weight: 600; }
@@ -219,7 +219,10 @@ LOADER = """
     var errs = window.__reportErrors || [];
     status.setAttribute("data-errors", String(errs.length));
     status.setAttribute("data-done", "1");
-    if (errs.length) { box.textContent = "Problems while drawing this report:\\n" + errs.join("\\n"); box.className = "shown"; }
+    if (errs.length) {
+      box.textContent = "Problems while drawing this report:\\n" + errs.join("\\n");
+      box.className = "shown";
+    }
   }
   if (typeof vegaEmbed !== "function") {
     console.error("vegaEmbed is not defined: the inlined Vega scripts did not load");
@@ -277,7 +280,8 @@ def render_page(title: str, subtitle: str, sections: list[Section]) -> str:
                 sid = f"spec-{n}"
                 specs.append(f'<script type="application/json" id="{sid}">{_json_for_script(block.page_spec)}</script>')
                 agg = f'<p class="agg">Aggregation: {esc(block.aggregation)}</p>' if block.aggregation else ""
-                body.append(f'<figure class="chart" id="{esc(sec.id)}-{esc(block.name)}" data-chart="{esc(block.name)}">'
+                fid = f"{esc(sec.id)}-{esc(block.name)}"
+                body.append(f'<figure class="chart" id="{fid}" data-chart="{esc(block.name)}">'
                             f"<h3>{esc(block.heading)}</h3><figcaption>{esc(block.caption)}</figcaption>"
                             f'<div class="vis" data-spec="{sid}"></div>{agg}</figure>')
             else:

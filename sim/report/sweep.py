@@ -129,9 +129,12 @@ def manifest_from_runs(runs) -> pl.DataFrame:
         s = run.summary
         pols = run.resolved.get("policies") or []
         groups = s.get("groups") or []
+        # A per-group run of `split_by: group` is named "<scenario>/<group>"; otherwise one group names the benchmark.
+        name = str(s.get("scenario", ""))
+        benchmark = name.rsplit("/", 1)[1] if "/" in name else (groups[0] if len(groups) == 1 else "all")
         for i, (label, p) in enumerate(s["policies"].items()):
             conf = pols[i] if i < len(pols) and isinstance(pols[i], dict) else {}
-            row = {"cell_id": str(run.path), "status": "ok", "benchmark": "+".join(groups) or "all",
+            row = {"cell_id": str(run.path), "status": "ok", "benchmark": benchmark,
                    "alpha": float(conf.get("alpha") or s["alpha"]), "V": conf.get("V"), "c": conf.get("c"),
                    "seed": s.get("seed"), "policy": label, "kind": p.get("kind"), "causal": p.get("causal", True),
                    "satisfaction": p.get("satisfaction"), "cost": p.get("cost"), "violation": p.get("violation"),
@@ -159,7 +162,8 @@ def _variant(df: pl.DataFrame) -> pl.DataFrame:
     lab = pl.col("policy")
     if multi_c:
         lab = pl.when(pl.col("c").is_not_null()).then(
-            pl.format("{} (c={})", pl.col("policy"), pl.col("c").map_elements(lambda x: f"{x:g}", return_dtype=pl.String))
+            pl.format("{} (c={})", pl.col("policy"),
+                      pl.col("c").map_elements(lambda x: f"{x:g}", return_dtype=pl.String))
         ).otherwise(pl.col("policy"))
     shown = pl.when(pl.col("causal")).then(lab).otherwise(pl.format("{} † bound", lab))
     return df.with_columns(shown.alias("series"))
@@ -220,7 +224,8 @@ def chart_frontier(m: pl.DataFrame) -> alt.TopLevelMixin:
     data = pl.concat([df.with_columns(pl.lit("point").alias("layer")),
                       rules.with_columns(pl.lit("alpha").alias("layer"))], how="diagonal_relaxed")
     base = _rows_chart(data)
-    color = alt.Color("series:N", scale=alt.Scale(domain=series, scheme="tableau20" if len(series) > 10 else "tableau10"),
+    scheme = "tableau20" if len(series) > 10 else "tableau10"
+    color = alt.Color("series:N", scale=alt.Scale(domain=series, scheme=scheme),
                       legend=alt.Legend(title="policy († bound)", symbolLimit=0, labelLimit=320))
     x = alt.X("cost:Q", title=f"cost per run ({unit})", scale=alt.Scale(zero=False))
     y = alt.Y("satisfaction:Q", title="satisfaction", scale=alt.Scale(zero=False))
@@ -231,7 +236,8 @@ def chart_frontier(m: pl.DataFrame) -> alt.TopLevelMixin:
         shape=alt.Shape("role:N", scale=alt.Scale(domain=["router", "bound (sees the future)"],
                                                   range=["circle", "diamond"]), legend=alt.Legend(title="marker")),
         tooltip=["series:N", alt.Tooltip("V:Q", format="g"), alt.Tooltip("satisfaction:Q", format=".4f"),
-                 alt.Tooltip("cost:Q", format=".4g", title=f"cost ({unit})"), alt.Tooltip("runs:Q", title="runs averaged")])
+                 alt.Tooltip("cost:Q", format=".4g", title=f"cost ({unit})"),
+                 alt.Tooltip("runs:Q", title="runs averaged")])
     rule = base.transform_filter("datum.layer == 'alpha'").mark_rule(strokeDash=[5, 3], color="#333").encode(
         y="alpha:Q")
     ncol = min(3, len(panels))
@@ -280,7 +286,8 @@ def chart_heatmaps(m: pl.DataFrame) -> alt.TopLevelMixin:
         facet["column"] = alt.Column("benchmark:N", title=None)
     lim = float(v["margin"].abs().max() or 0.05) or 0.05
     tip = ["series:N", "benchmark:N", alt.Tooltip("V_label:N", title="V"), alt.Tooltip("alpha_label:N", title="α"),
-           alt.Tooltip("satisfaction:Q", format=".4f"), alt.Tooltip("cost_ratio:Q", format=".3f"), alt.Tooltip("runs:Q", title="runs averaged")]
+           alt.Tooltip("satisfaction:Q", format=".4f"), alt.Tooltip("cost_ratio:Q", format=".3f"),
+           alt.Tooltip("runs:Q", title="runs averaged")]
 
     def heat(color: alt.Color, text: alt.Text, name: str) -> alt.TopLevelMixin:
         rect = base.mark_rect().encode(x=x, y=y, color=color, tooltip=tip)
@@ -288,7 +295,8 @@ def chart_heatmaps(m: pl.DataFrame) -> alt.TopLevelMixin:
         return (alt.layer(rect, label).properties(width=alt.Step(46), height=alt.Step(24))
                 .facet(**facet).properties(title=name))
 
-    sat = heat(alt.Color("margin:Q", title="satisfaction − α", scale=alt.Scale(scheme="redblue", domain=[-lim, lim])),
+    sat = heat(alt.Color("margin:Q", title="satisfaction − α",
+                         scale=alt.Scale(scheme="redblue", domain=[-lim, lim])),
                alt.Text("sat_text:N"), "Satisfaction (✗: misses α)")
     cost = heat(alt.Color("cost_ratio:Q", title="cost / offline optimum" if rel else f"cost ({unit})",
                           scale=alt.Scale(scheme="oranges")),
@@ -322,7 +330,8 @@ def table_html(m: pl.DataFrame) -> str:
                            for mm in models)
         cost = "–" if r["cost"] is None else f"{r['cost'] / div:.3f}"
         rows.append(
-            f"<tr{'' if r['causal'] else ' class=bound'}><td class='l'>{esc(r['benchmark'])}</td><td>{r['alpha']:g}</td>"
+            f"<tr{'' if r['causal'] else ' class=bound'}><td class='l'>{esc(r['benchmark'])}</td>"
+            f"<td>{r['alpha']:g}</td>"
             f"<td class='l'>{esc(r['series'])}</td><td>{'' if r['V'] is None else format(r['V'], 'g')}</td>"
             f"<td>{r['runs']}</td><td class='{'miss' if miss else 'ok'}'>{sat_txt}{' ✗' if miss else ''}</td>"
             f"<td>{cost}</td><td class='l'>{ratio}</td></tr>")
