@@ -77,6 +77,8 @@ class SynthTrace(Strict):
     arrivals: Arrivals = PoissonArrivals(rate=1.0)
     groups: dict[str, SynthGroup]
     latency_s: dict[str, NonNegFloat] = Field(default_factory=dict, description="mean service time per model")
+    output_tokens: dict[str, PositiveFloat] | None = Field(
+        None, description="mean tokens each model generates (needed by GPU profiles); drawn like latency")
     difficulty_sigma: PositiveFloat = 1.0
     slope: PositiveFloat = Field(1.7, description="a in sigmoid(a(theta - d)); larger = more deterministic labels")
     energy_cv: NonNegFloat = 0.3
@@ -96,8 +98,10 @@ class SynthTrace(Strict):
                     models = keys
                 elif keys != models:
                     raise ValueError(f"groups.{g}.{what}: models {keys} differ from {models} (same models, same order)")
-        if self.latency_s and list(self.latency_s) != models:
-            raise ValueError(f"latency_s: models {list(self.latency_s)} differ from {models}")
+        for what in ("latency_s", "output_tokens"):
+            given = getattr(self, what)
+            if given and list(given) != models:
+                raise ValueError(f"{what}: models {list(given)} differ from {models}")
         return self
 
     @property

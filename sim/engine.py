@@ -54,8 +54,12 @@ class Occupancy:
 
 def simulate(router: Router, arrival_s: np.ndarray, latency_s: np.ndarray, cost: np.ndarray, sat: np.ndarray,
              capacity: list[float], feedback_mask: np.ndarray, feedback_delay: np.ndarray,
-             progress=None, record_occupancy: bool = True) -> tuple[dict, Occupancy | None]:
-    """Replay the trace through the slots under ``router``; returns the per-request columns and occupancy."""
+             progress=None, record_occupancy: bool = True, serving=None) -> tuple[dict, Occupancy | None]:
+    """Replay the trace through the slots under ``router``; returns the per-request columns and occupancy.
+
+    ``serving`` (sim/serving.py), if given, sets each part's service time and energy when it starts (from
+    GPU profiles at the model's current batch, and GPU sharing) and writes the energy into ``cost``.
+    """
     n, n_models = sat.shape
     env = simpy.Environment()
     model_out = np.zeros(n, np.int64)
@@ -90,11 +94,14 @@ def simulate(router: Router, arrival_s: np.ndarray, latency_s: np.ndarray, cost:
         if not explored_out[t] or m == served:
             start_out[t] = env.now
         log(m)
-        schedule(env, latency_s[t, m], URGENT, on_part_done, (t, m))
+        service = latency_s[t, m] if serving is None else serving.start(t, m, busy, env.now, latency_s[t, m])
+        schedule(env, service, URGENT, on_part_done, (t, m))
 
     def on_part_done(ev):
         t, m = ev._value
         busy[m] -= 1
+        if serving is not None:
+            serving.end(m, env.now)
         if queues[m]:
             start(queues[m].popleft(), m)
         else:

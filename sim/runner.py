@@ -12,7 +12,7 @@ import math
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -23,12 +23,14 @@ import pyarrow.parquet as pq
 from . import config as cfg
 from .atomic import atomic_path, write_json, write_text
 from .engine import simulate
+from .events import apply_trace_events, availability, recovery
 from .errors import UserError
 from .guarantees import policy_guarantees
 from .metrics import evaluate, request_frame
 from .policies import build_router, describe
 from .rng import stream
 from .sequential import run_sequential
+from .serving import Serving
 from .synth import synth_frame, synth_provenance
 from .trace import Trace, check_model_names, from_frame, load_trace, select_models, subset
 
@@ -49,8 +51,6 @@ def build_trace(scenario: cfg.Scenario) -> Trace:
         trace = load_trace(src.path, objective=scenario.objective)
     trace = select_zoo(trace, scenario)
     if scenario.events:  # rate changes and degradations are trace transforms (sim/events.py)
-        from .events import apply_trace_events
-
         trace = apply_trace_events(trace, scenario)
     return trace
 
@@ -117,9 +117,8 @@ def simulate_scenario(scenario: cfg.Scenario, trace: Trace | None = None,
     policies: dict[str, dict] = {}
     frames: dict[str, pl.DataFrame] = {}
     occupancy = []
-    from .events import availability, recovery
-
     avail = availability(trace, scenario) if scenario.events else None
+    profiled = not sequential and (bool(scenario.gpus) or any(z.profile for z in scenario.zoo or []))
     for policy in scenario.policies:
         label = policy.label
         router = build_router(policy, trace, scenario.alpha, scenario.seed, u_explore)
@@ -131,21 +130,31 @@ def simulate_scenario(scenario: cfg.Scenario, trace: Trace | None = None,
             if tick:
                 tick(trace.n)
         else:
-            decisions, occ = simulate(router, trace.arrival_s, o.latency_s, o.cost, o.sat, caps, given, delay,
-                                      progress=tick)
+            serving, ptrace = None, trace
+            if profiled:  # service times and energy depend on the load, so every policy gets its own copy
+                cost = o.cost.copy()
+                energy = cost if scenario.objective == "energy_j" else (None if o.energy_j is None else o.energy_j.copy())
+                ptrace = replace(trace, outcomes=replace(o, cost=cost, energy_j=energy))
+                serving = Serving(scenario, ptrace, cost, energy)
+            decisions, occ = simulate(router, trace.arrival_s, o.latency_s, ptrace.outcomes.cost, o.sat, caps, given,
+                                      delay, progress=tick, serving=serving)
             occupancy.append(pl.DataFrame({
                 "policy": [label] * len(occ.time_s), "time_s": occ.time_s,
                 "model": pl.Series(np.asarray(trace.models)[occ.model], dtype=pl.Enum(trace.models)),
                 "busy": occ.busy, "queued": occ.queued}))
-        cols, summary = evaluate(trace, decisions, router.fp[1] if policy.kind == "messplus" else scenario.alpha,
+        if sequential:
+            ptrace = trace
+        cols, summary = evaluate(ptrace, decisions, router.fp[1] if policy.kind == "messplus" else scenario.alpha,
                                  sequential)
         policies[label] = {**describe(policy), **summary}
+        if not sequential and serving is not None:
+            policies[label]["serving"] = serving.summary(float(np.nanmax(decisions["end_s"])))
         if scenario.events:
             policies[label]["recovery"] = recovery(trace.arrival_s, cols["q_before"], cols["q_after"], scenario.events)
         policies[label]["guarantees"] = policy_guarantees(
-            scenario, policy, trace, router, decisions, cols,
+            scenario, policy, ptrace, router, decisions, cols,
             float(router.fp[1]) if policy.kind == "messplus" else scenario.alpha)
-        frames[label] = request_frame(label, trace, cols)
+        frames[label] = request_frame(label, ptrace, cols)
     o_sat = [o.sat[:, i].mean() for i in range(trace.m)]  # per column: pairwise summation (axis=0 is naive)
     summary = {
         "scenario": scenario.name,

@@ -113,6 +113,9 @@ def synth_frame(spec: SynthTrace, seed: int) -> tuple[pl.DataFrame, list[str]]:
         cols[col("p_true", m)] = p
         cols[col("energy_j", m)] = e_mean * length * mean_one_lognormal(rng, spec.energy_cv / 2, n)
         cols[col("latency_s", m)] = l_mean * lat_length * mean_one_lognormal(rng, spec.latency_cv / 2, n)
+        if spec.output_tokens:
+            tokens = spec.output_tokens[m] * lat_length * mean_one_lognormal(rng, spec.latency_cv / 2, n)
+            cols[col("output_tokens", m)] = np.maximum(1, np.rint(tokens)).astype(np.int64)
     text = synth_text(spec, g, d, rng)
     df = pl.DataFrame({
         "request_id": np.arange(n, dtype=np.int64),
