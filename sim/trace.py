@@ -174,36 +174,50 @@ def validate_frame(df: pl.DataFrame, models: list[str], where: str) -> None:
         raise UserError(f"{where}: arrivals are not sorted: row {i} arrives at {arr[i]} s, before row {i - 1} at {arr[i - 1]} s")
 
 
-def write_trace(df: pl.DataFrame, path: str | Path, models: list[str], provenance: dict, cost_unit: str = "J") -> None:
-    """Validate and write a trace atomically, with the format version, model order and provenance in metadata."""
-    validate_frame(df, models, str(path))
-    table = df.to_arrow()
-    meta = {"format_version": FORMAT_VERSION, "models": list(models), "cost_unit": cost_unit, "provenance": provenance}
-    table = table.replace_schema_metadata({**(table.schema.metadata or {}), META_KEY: json.dumps(meta).encode()})
+def write_parquet(table: pa.Table, path: str | Path, meta_key: bytes, meta: dict) -> None:
+    """Write ``table`` atomically with ``meta`` as JSON under ``meta_key`` and a CRC on every page."""
+    table = table.replace_schema_metadata({**(table.schema.metadata or {}), meta_key: json.dumps(meta).encode()})
     with atomic_path(path) as tmp:
-        pq.write_table(table, tmp, compression="zstd", write_page_checksum=True)  # CRC per page: see read_table
+        pq.write_table(table, tmp, compression="zstd", write_page_checksum=True)
 
 
-def read_table(path: str | Path) -> tuple[pl.DataFrame, dict]:
-    """Read a trace file and its metadata, turning every I/O or format problem into a :class:`UserError`."""
+def read_parquet(path: str | Path, what: str, meta_key: bytes, hint: str = "") -> tuple[pa.Table, dict]:
+    """Read a Parquet file written by :func:`write_parquet`; every I/O or format problem is a :class:`UserError`.
+
+    Pages are checksum-verified, so a damaged file is an error rather than wrong data. ``meta`` is {} for a
+    file without our metadata (for example one written by another tool).
+    """
     p = Path(path)
     if not p.exists():
-        raise UserError(f"trace {path}: no such file")
+        raise UserError(f"{what} {path}: no such file")
     if p.is_dir():
-        raise UserError(f"trace {path}: is a directory, expected a Parquet file")
+        raise UserError(f"{what} {path}: is a directory, expected a Parquet file")
     try:
-        table = pq.read_table(p, page_checksum_verification=True)  # a damaged page is an error, not data
+        table = pq.read_table(p, page_checksum_verification=True)
     except (pa.ArrowException, OSError) as e:
-        raise UserError(f"trace {path}: not a readable Parquet file ({str(e).splitlines()[0]})") from None
-    raw = (table.schema.metadata or {}).get(META_KEY)
+        raise UserError(f"{what} {path}: not a readable Parquet file ({str(e).splitlines()[0]}){hint}") from None
+    raw = (table.schema.metadata or {}).get(meta_key)
     meta = {}
     if raw is not None:
         try:
             meta = json.loads(raw)
         except ValueError:
-            raise UserError(f"trace {path}: corrupt '{META_KEY.decode()}' metadata") from None
+            raise UserError(f"{what} {path}: corrupt '{meta_key.decode()}' metadata") from None
         if meta.get("format_version", 0) > FORMAT_VERSION:
-            raise UserError(f"trace {path}: format version {meta['format_version']} is newer than this simulator ({FORMAT_VERSION})")
+            raise UserError(f"{what} {path}: format version {meta['format_version']} is newer than this simulator ({FORMAT_VERSION})")
+    return table, meta
+
+
+def write_trace(df: pl.DataFrame, path: str | Path, models: list[str], provenance: dict, cost_unit: str = "J") -> None:
+    """Validate and write a trace atomically, with the format version, model order and provenance in metadata."""
+    validate_frame(df, models, str(path))
+    meta = {"format_version": FORMAT_VERSION, "models": list(models), "cost_unit": cost_unit, "provenance": provenance}
+    write_parquet(df.to_arrow(), path, META_KEY, meta)
+
+
+def read_table(path: str | Path) -> tuple[pl.DataFrame, dict]:
+    """Read a trace file and its metadata."""
+    table, meta = read_parquet(path, "trace", META_KEY)
     return pl.from_arrow(table), meta
 
 

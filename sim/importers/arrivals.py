@@ -19,20 +19,17 @@ time or token count are dropped and counted; nothing is filled in.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from ..atomic import atomic_path
 from ..errors import UserError
-from ._common import Log, first_line, integral, numeric, read_frame, short_list, stderr_log
+from ..trace import FORMAT_VERSION, read_parquet, write_parquet
+from ._common import Log, integral, numeric, read_frame, short_list, stderr_log
 
 META_KEY = b"messplus_sim_arrivals"
-FORMAT_VERSION = 1
 PRESETS = {"azure": {"time": "TIMESTAMP", "time_unit": "datetime", "prompt_tokens": "ContextTokens",
                      "output_tokens": "GeneratedTokens"}}
 TIME_UNITS = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "ns": 1e-9, "datetime": None}
@@ -154,35 +151,14 @@ def import_arrivals(path: str | Path, out: str | Path, *, preset: str | None = N
 
 
 def write_arrivals(table: pa.Table, out: str | Path, provenance: dict) -> None:
-    meta = {"format_version": FORMAT_VERSION, "provenance": provenance}
-    table = table.replace_schema_metadata({META_KEY: json.dumps(meta).encode()})
-    with atomic_path(out) as tmp:
-        pq.write_table(table, tmp, compression="zstd")
+    write_parquet(table, out, META_KEY, {"format_version": FORMAT_VERSION, "provenance": provenance})
 
 
 def read_arrivals(path: str | Path) -> tuple[pl.DataFrame, dict]:
     """Read an arrivals Parquet file (or any Parquet with ``arrival_s``, such as a trace): (frame, provenance)."""
-    p = Path(path)
-    if not p.exists():
-        raise UserError(f"arrivals {path}: no such file")
-    if p.is_dir():
-        raise UserError(f"arrivals {path}: is a directory, expected a Parquet file")
-    try:
-        table = pq.read_table(p)
-    except (pa.ArrowException, OSError) as e:
-        raise UserError(f"arrivals {path}: not a readable Parquet file ({first_line(e)}); "
-                        f"import CSV/JSONL with `python -m sim trace import arrivals`") from None
-    md = table.schema.metadata or {}
-    prov: dict = {}
-    raw = md.get(META_KEY)
-    if raw is not None:
-        try:
-            meta = json.loads(raw)
-        except ValueError:
-            raise UserError(f"arrivals {path}: corrupt '{META_KEY.decode()}' metadata") from None
-        if meta.get("format_version", 0) > FORMAT_VERSION:
-            raise UserError(f"arrivals {path}: format version {meta['format_version']} is newer than this simulator")
-        prov = meta.get("provenance", {})
+    table, meta = read_parquet(path, "arrivals", META_KEY,
+                               hint="; import CSV/JSONL with `python -m sim trace import arrivals`")
+    prov = meta.get("provenance", {})
     df = pl.from_arrow(table)
     if "arrival_s" not in df.columns:
         raise UserError(f"arrivals {path}: missing column 'arrival_s'")
