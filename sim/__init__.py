@@ -23,7 +23,7 @@ def _numba_cache_dir() -> None:
         return
     here = Path(__file__).parent
     h = hashlib.sha256()
-    for name in ("predictors.py", "router.py", "sequential.py", "metrics.py", "engine.py", "theory.py"):
+    for name in ("predictors.py", "router.py", "sequential.py", "metrics.py", "engine.py", "theory.py", "nrt.py"):
         p = here / name
         if p.exists():
             h.update(p.read_bytes())

@@ -50,16 +50,41 @@ def _raise_terminated(signum, frame):
     raise Terminated(signum)
 
 
+# An interrupt that lands while a finaliser (``__del__``, e.g. pyarrow's ParquetWriter) runs is swallowed by
+# Python, which prints "Exception ignored ... Traceback". We note it instead and honour it when the command ends.
+_swallowed: list[int] = []
+
+
 def _install_signal_handlers() -> dict:
-    """Turn SIGTERM/SIGHUP into :class:`Terminated` while a command runs; returns the handlers to restore."""
+    """Turn SIGTERM/SIGHUP into :class:`Terminated` while a command runs; returns what to restore."""
     if threading.current_thread() is not threading.main_thread():
         return {}
-    previous = {}
+    previous: dict = {}
     for name in ("SIGTERM", "SIGHUP"):
         sig = getattr(signal, name, None)
         if sig is not None:
             previous[sig] = signal.signal(sig, _raise_terminated)
+    default_hook = sys.unraisablehook
+
+    def note_swallowed(unraisable):
+        exc = unraisable.exc_value
+        if isinstance(exc, KeyboardInterrupt):
+            _swallowed.append(int(exc.args[0]) if isinstance(exc, Terminated) else int(signal.SIGINT))
+        else:
+            default_hook(unraisable)
+
+    previous["unraisablehook"] = default_hook
+    sys.unraisablehook = note_swallowed
+    _swallowed.clear()
     return previous
+
+
+def _restore(previous: dict) -> None:
+    for sig, handler in previous.items():
+        if sig == "unraisablehook":
+            sys.unraisablehook = handler
+        elif handler is not None:
+            signal.signal(sig, handler)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -67,6 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     try:  # building the parser imports every command (a second or so): Ctrl-C there is an interruption too
         args = build_parser().parse_args(argv)
         rc = args.func(args)
+        if _swallowed:  # interrupted inside a finaliser: the work went on, but the user asked to stop
+            raise Terminated(_swallowed[0]) if _swallowed[0] != signal.SIGINT else KeyboardInterrupt()
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return e.exit_code
@@ -80,7 +107,5 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
     finally:
-        for sig, handler in previous.items():
-            if handler is not None:
-                signal.signal(sig, handler)
+        _restore(previous)
     return int(rc or 0)

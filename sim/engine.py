@@ -2,14 +2,17 @@
 
 Design decisions (each one is tested in tests/test_engine.py or tests/test_invariants.py):
 
-- Speed: one long-lived arrival process, and plain callbacks for completions and feedback. No SimPy
-  process or ``Resource`` per request: a request is an index into preallocated numpy columns.
+- Speed: plain callbacks for arrivals (each schedules the next), completions and feedback. No SimPy
+  process or ``Resource`` per request: a request is an index into preallocated numpy columns. Completions and
+  feedback are queued for the router and applied, in delivery order, by the same numba call that makes the
+  next decision (the router's state is read only there): one call from Python per request. docs/performance.md
 - Slots: model m has ``replicas x slots`` concurrent slots (``None`` = unlimited) and one FIFO queue; a
   request holds a slot for its latency (its service time when run alone).
 - Exploration: the request takes a slot on every model (queueing at each); it completes when the slowest
   part does, and the largest model's answer is served.
-- Ordering at equal times: completions and feedback are scheduled URGENT, arrivals NORMAL. So a slot freed
-  at time tau is free for an arrival at tau, and feedback delivered at tau is known to a decision at tau.
+- Ordering at equal times: completions and feedback are scheduled URGENT, and an arrival is handled after
+  every event at or before its time (as a NORMAL event would be). So a slot freed at time tau is free for an
+  arrival at tau, and feedback delivered at tau is known to a decision at tau.
   With zero latency and zero delay this reproduces the sequential mode exactly.
 - Causality: the router is called with request t's outcome rows only from t's completion or feedback
   callbacks, i.e. after they happened.
@@ -20,12 +23,16 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 
+import numba as nb
 import numpy as np
 import simpy
 from simpy.core import NORMAL, URGENT
 from simpy.events import Event
 
-from .router import Router
+from .nrt import borrow
+from .router import Router, complete, decide, feedback
+
+OCC_CHUNK = 1 << 16  # occupancy records are compacted into numpy arrays this many at a time
 
 
 class _At(Event):
@@ -52,13 +59,89 @@ class Occupancy:
     queued: np.ndarray
 
 
+@nb.njit(cache=True)
+def _deliver_and_decide(t, pending, n_pending, cost, sat, model_out, explored_out, p_out, qt_out, shat_out,
+                        ip, fp, q_tracked, ehat, ecount, plan, u_explore, shat, avail, mask_buf,
+                        kind, hyper, matrix, beta_a, beta_b, weights, bias, vel_w, vel_b, indptr, index, value,
+                        groups, fdim):
+    """Apply the completions and feedback delivered since the last decision, in delivery order, then decide t.
+
+    ``pending[i] = 2 u + 0`` is "request u's service ended", ``2 u + 1`` "u's feedback arrived". The router's
+    state is read only by ``decide``, so applying them here, just before the next decision, is the same as
+    applying each in its own event callback; it costs one call from Python per request instead of three.
+    ``t < 0`` only delivers (at the end of the run, or when the buffer is full).
+    """
+    cost, sat, model_out, explored_out = borrow(cost), borrow(sat), borrow(model_out), borrow(explored_out)
+    p_out, qt_out, shat_out, ip, fp = borrow(p_out), borrow(qt_out), borrow(shat_out), borrow(ip), borrow(fp)
+    q_tracked, ehat, ecount, plan = borrow(q_tracked), borrow(ehat), borrow(ecount), borrow(plan)
+    u_explore, shat, avail, mask_buf = borrow(u_explore), borrow(shat), borrow(avail), borrow(mask_buf)
+    hyper, matrix, beta_a, beta_b = borrow(hyper), borrow(matrix), borrow(beta_a), borrow(beta_b)
+    weights, bias, vel_w, vel_b = borrow(weights), borrow(bias), borrow(vel_w), borrow(vel_b)
+    indptr, index, value, groups = borrow(indptr), borrow(index), borrow(value), borrow(groups)
+    for i in range(n_pending):
+        u = pending[i] >> 1
+        if pending[i] & 1 == 0:
+            complete(u, model_out[u], explored_out[u], cost[u], sat[u], ip, ehat, ecount, mask_buf,
+                     kind, hyper, matrix, beta_a, beta_b, weights, bias, vel_w, vel_b, indptr, index, value, groups,
+                     fdim)
+        else:
+            feedback(u, model_out[u], explored_out[u], sat[u], ip, fp, q_tracked, mask_buf,
+                     kind, hyper, matrix, beta_a, beta_b, weights, bias, vel_w, vel_b, indptr, index, value, groups,
+                     fdim)
+    if t < 0:
+        return 0, False
+    qt_out[t] = q_tracked[0]
+    m, explored, p, s_hat = decide(t, ip, fp, q_tracked, ehat, plan, u_explore, shat, avail,
+                                   kind, hyper, matrix, beta_a, beta_b, weights, bias, vel_w, vel_b,
+                                   indptr, index, value, groups, fdim)
+    model_out[t] = m
+    explored_out[t] = explored
+    p_out[t] = p
+    shat_out[t] = s_hat
+    return m, explored
+
+
+class _OccupancyLog:
+    """Occupancy records, kept in compact numpy chunks (18 bytes a record), never in long Python lists.
+
+    ``sink(chunk: Occupancy)``, if given, receives every full chunk as it fills (to stream it to a file);
+    the log then keeps nothing.
+    """
+
+    def __init__(self, sink=None):
+        self.sink = sink
+        self.rows: list = []
+        self.chunks: list[Occupancy] = []
+
+    def compact(self) -> None:
+        if not self.rows:
+            return
+        a = np.array(self.rows, dtype=np.float64).reshape(-1, 4)
+        self.rows.clear()
+        chunk = Occupancy(np.ascontiguousarray(a[:, 0]), a[:, 1].astype(np.int16), a[:, 2].astype(np.int32),
+                          a[:, 3].astype(np.int32))
+        if self.sink is not None:
+            self.sink(chunk)
+        else:
+            self.chunks.append(chunk)
+
+    def result(self) -> Occupancy:
+        self.compact()
+        if not self.chunks:
+            return Occupancy(np.zeros(0), np.zeros(0, np.int16), np.zeros(0, np.int32), np.zeros(0, np.int32))
+        parts = self.chunks
+        return Occupancy(*(np.concatenate([getattr(c, f) for c in parts]) for f in ("time_s", "model", "busy", "queued")))
+
+
 def simulate(router: Router, arrival_s: np.ndarray, latency_s: np.ndarray, cost: np.ndarray, sat: np.ndarray,
              capacity: list[float], feedback_mask: np.ndarray, feedback_delay: np.ndarray,
-             progress=None, record_occupancy: bool = True, serving=None) -> tuple[dict, Occupancy | None]:
+             progress=None, record_occupancy: bool = True, serving=None,
+             occupancy_sink=None) -> tuple[dict, Occupancy | None]:
     """Replay the trace through the slots under ``router``; returns the per-request columns and occupancy.
 
     ``serving`` (sim/serving.py), if given, sets each part's service time and energy when it starts (from
     GPU profiles at the model's current batch, and GPU sharing) and writes the energy into ``cost``.
+    ``occupancy_sink``, if given, receives the occupancy log in chunks as it grows (and None is returned).
     """
     n, n_models = sat.shape
     env = simpy.Environment()
@@ -70,91 +153,113 @@ def simulate(router: Router, arrival_s: np.ndarray, latency_s: np.ndarray, cost:
     start_out = np.full(n, np.nan)
     end_out = np.full(n, np.nan)
     fb_out = np.full(n, np.nan)
-    parts_left = np.zeros(n, np.int64)
+    parts_left: dict[int, int] = {}  # explorations still running on some model
     busy = [0] * n_models
     queues = [deque() for _ in range(n_models)]
     cap = list(capacity)
-    occ_t: list[float] = []
-    occ_m: list[int] = []
-    occ_b: list[int] = []
-    occ_q: list[int] = []
+    occ = _OccupancyLog(occupancy_sink)
+    rows = occ.rows
     served = n_models - 1  # an exploration serves the largest model's answer
-    decide, complete, feedback = router.decide, router.complete, router.feedback
+    state = (router.ip, router.fp, router.q_tracked, router.ehat, router.ecount, router.plan, router.u_explore,
+             router.shat, router.avail, router.mask, *router.pargs)
+    pending = np.zeros(4096, np.int64)
+    n_pending = 0
     schedule = _At
+    kernel = _deliver_and_decide
+    step = max(1, n // 200)
+
+    def deliver_and_decide(t):
+        nonlocal n_pending
+        m, explored = _deliver_and_decide(t, pending, n_pending, cost, sat, model_out, explored_out, p_out, qt_out,
+                                          shat_out, *state)
+        n_pending = 0
+        return m, explored
 
     def log(m):
-        if record_occupancy:
-            occ_t.append(env.now)
-            occ_m.append(m)
-            occ_b.append(busy[m])
-            occ_q.append(len(queues[m]))
+        rows.extend((env._now, m, busy[m], len(queues[m])))
+        if len(rows) >= 4 * OCC_CHUNK:
+            occ.compact()
 
     def start(t, m):
         busy[m] += 1
-        if not explored_out[t] or m == served:
-            start_out[t] = env.now
-        log(m)
-        service = latency_s[t, m] if serving is None else serving.start(t, m, busy, env.now, latency_s[t, m])
+        now = env._now
+        if t not in parts_left or m == served:
+            start_out[t] = now
+        if record_occupancy:
+            log(m)
+        service = latency_s.item(t, m) if serving is None else serving.start(t, m, busy, now, latency_s[t, m])
         schedule(env, service, URGENT, on_part_done, (t, m))
 
     def on_part_done(ev):
+        nonlocal n_pending
         t, m = ev._value
         busy[m] -= 1
         if serving is not None:
-            serving.end(m, env.now)
+            serving.end(m, env._now)
         if queues[m]:
             start(queues[m].popleft(), m)
-        else:
+        elif record_occupancy:
             log(m)
-        parts_left[t] -= 1
-        if parts_left[t] == 0:
-            now = env.now
-            end_out[t] = now
-            explored = explored_out[t]
-            complete(t, model_out[t], explored, cost[t], sat[t])
-            if feedback_mask[t]:
-                schedule(env, feedback_delay[t], URGENT, on_feedback, t)
+        if t in parts_left:
+            left = parts_left[t] - 1
+            if left:
+                parts_left[t] = left
+                return
+            del parts_left[t]
+        end_out[t] = env._now
+        if n_pending == len(pending):
+            deliver_and_decide(-1)
+        pending[n_pending] = 2 * t  # the router learns of the completion before its next decision
+        n_pending += 1
+        if feedback_mask[t]:
+            schedule(env, feedback_delay.item(t), URGENT, on_feedback, t)
 
     def on_feedback(ev):
+        nonlocal n_pending
         t = ev._value
-        fb_out[t] = env.now
-        feedback(t, model_out[t], explored_out[t], sat[t])
+        fb_out[t] = env._now
+        if n_pending == len(pending):
+            deliver_and_decide(-1)
+        pending[n_pending] = 2 * t + 1
+        n_pending += 1
 
     def dispatch(t, m):
         if busy[m] < cap[m]:
             start(t, m)
         else:
             queues[m].append(t)
-            log(m)
+            if record_occupancy:
+                log(m)
 
-    def arrivals():
-        step = max(1, n // 200)
-        for t in range(n):
-            yield env.timeout(arrival_s[t] - env.now)
-            qt_out[t] = router.q_tracked[0]
-            m, explored, p, s_hat = decide(t)
-            model_out[t] = m
-            explored_out[t] = explored
-            p_out[t] = p
-            shat_out[t] = s_hat
-            if explored:
-                parts_left[t] = n_models
-                for k in range(n_models):
-                    dispatch(t, k)
-            else:
-                parts_left[t] = 1
-                dispatch(t, m)
-            if progress is not None and t % step == 0:
-                progress(t)
-
-    env.process(arrivals())
+    # Arrivals are not events: the loop below advances the clock to each arrival after every (URGENT) event at
+    # or before it has run, which is the order SimPy gives a NORMAL arrival event. Arrival t's time is computed
+    # as SimPy would have, from the previous arrival: T + (arrival_s[t] - T). (Python floats: the same IEEE
+    # arithmetic as numpy's float64, and faster in SimPy's heap.)
+    peek, run_next, arrival = env.peek, env.step, arrival_s.item
+    now = 0.0
+    for t in range(n):
+        now = now + (arrival(t) - now)
+        while peek() <= now:
+            run_next()
+        env._now = now
+        m, explored = kernel(t, pending, n_pending, cost, sat, model_out, explored_out, p_out, qt_out, shat_out,
+                             *state)
+        n_pending = 0
+        if explored:
+            parts_left[t] = n_models
+            for k in range(n_models):
+                dispatch(t, k)
+        else:
+            dispatch(t, m)
+        if progress is not None and t % step == 0:
+            progress(t)
     env.run()
+    deliver_and_decide(-1)  # the last completions and feedback: the router ends in its final state
     if progress is not None:
         progress(n)
     out = {"model": model_out, "explored": explored_out, "p_explore": p_out, "q_tracked": qt_out,
            "s_hat": shat_out, "start_s": start_out, "end_s": end_out, "feedback_s": fb_out}
-    occ = None
+    result = None
     if record_occupancy:
-        occ = Occupancy(np.asarray(occ_t, float), np.asarray(occ_m, np.int16), np.asarray(occ_b, np.int32),
-                        np.asarray(occ_q, np.int32))
-    return out, occ
+        result = occ.result() if occupancy_sink is None else (occ.compact() or None)
+    return out, result

@@ -136,13 +136,19 @@ def evaluate(trace: Trace, decisions: dict, alpha: float, sequential: bool) -> t
     return cols, summary
 
 
-def request_frame(policy: str, trace: Trace, cols: dict) -> pl.DataFrame:
+def request_frame(policy: str, trace: Trace, cols: dict, rows: slice | None = None) -> pl.DataFrame:
+    """The per-request table of one policy; ``rows`` (a slice) makes only those rows (for streaming writes)."""
     names = pl.Enum(trace.models)
     groups = pl.Enum(trace.features.group_names)
-    df = pl.DataFrame({"policy": pl.Series([policy] * trace.n, dtype=pl.Utf8), **cols})
+    group_codes = trace.features.groups
+    if rows is not None:
+        cols = {k: v[rows] for k, v in cols.items()}
+        group_codes = group_codes[rows]
+    n = len(cols["request_id"])
+    df = pl.DataFrame({"policy": pl.repeat(policy, n, dtype=pl.Utf8, eager=True), **cols})
     return df.with_columns(
         pl.Series("model", np.asarray(trace.models)[cols["model_index"]], dtype=names),
-        pl.Series("group", np.asarray(trace.features.group_names)[trace.features.groups], dtype=groups),
+        pl.Series("group", np.asarray(trace.features.group_names)[group_codes], dtype=groups),
         pl.col("energy_j").fill_nan(None),
         pl.col("feedback_s").fill_nan(None),
         pl.col("s_hat").fill_nan(None),

@@ -102,7 +102,7 @@ def _sigmoid(z):
     return e / (1.0 + e)
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, inline="always")  # inlined into the sequential loop: docs/performance.md
 def predict(t, out, kind, hyper, matrix, beta_a, beta_b, weights, bias, vel_w, vel_b,
             indptr, index, value, groups, feature_dim):
     """Fill ``out[m]`` with the predicted satisfaction probability of request t for each model."""
@@ -126,7 +126,7 @@ def predict(t, out, kind, hyper, matrix, beta_a, beta_b, weights, bias, vel_w, v
             out[m] = _sigmoid(z)
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, inline="always")  # inlined into the sequential loop: docs/performance.md
 def train(t, labels, mask, kind, hyper, matrix, beta_a, beta_b, weights, bias, vel_w, vel_b,
           indptr, index, value, groups, feature_dim):
     """Learn from request t's delivered labels (``mask[m]`` says which models' labels are known)."""

@@ -35,7 +35,7 @@ def explore_probability(t, c):
     return p if p < 1.0 else 1.0
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, inline="always")  # inlined into the sequential loop: docs/performance.md
 def decide(t, ip, fp, q_tracked, ehat, plan, u_explore, shat, avail,
            kind, hyper, matrix, beta_a, beta_b, weights, bias, vel_w, vel_b, indptr, index, value, groups, fdim):
     """Route request t. Returns (model, explored, p_explore, predicted satisfaction of the chosen model).
@@ -79,7 +79,7 @@ def decide(t, ip, fp, q_tracked, ehat, plan, u_explore, shat, avail,
     return best_m, False, p, shat[best_m]
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, inline="always")  # inlined into the sequential loop: docs/performance.md
 def complete(t, model, explored, energy_row, label_row, ip, ehat, ecount, mask_buf,
              kind, hyper, matrix, beta_a, beta_b, weights, bias, vel_w, vel_b, indptr, index, value, groups, fdim):
     """Service of t ended: update the cost estimates; an exploration without feedback gate trains now."""
@@ -100,7 +100,7 @@ def complete(t, model, explored, energy_row, label_row, ip, ehat, ecount, mask_b
         ehat[model] += (energy_row[model] - ehat[model]) / ecount[model]
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, inline="always")  # inlined into the sequential loop: docs/performance.md
 def feedback(t, model, explored, label_row, ip, fp, q_tracked, mask_buf,
              kind, hyper, matrix, beta_a, beta_b, weights, bias, vel_w, vel_b, indptr, index, value, groups, fdim):
     """The user's verdict on t arrived: update Q_tracked and train where configured."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+import secrets
 import shutil
 import tempfile
 from dataclasses import dataclass, field, replace
@@ -106,8 +107,10 @@ class RunResult:
 
 
 def simulate_scenario(scenario: cfg.Scenario, trace: Trace | None = None,
-                      progress: Callable[[str, int, int], None] | None = None) -> RunResult:
-    """Route the trace under every policy of the scenario. Pure: writes nothing."""
+                      progress: Callable[[str, int, int], None] | None = None,
+                      sink: "ResultStream | None" = None) -> RunResult:
+    """Route the trace under every policy of the scenario. Pure: writes nothing, unless ``sink`` is given: then
+    each policy's requests and occupancy go to it as they are made, and the result holds only the summary."""
     trace = trace if trace is not None else build_trace(scenario)
     sequential = scenario.engine.mode == "sequential"
     given, delay = feedback_draws(scenario, trace.n)
@@ -137,11 +140,10 @@ def simulate_scenario(scenario: cfg.Scenario, trace: Trace | None = None,
                 ptrace = replace(trace, outcomes=replace(o, cost=cost, energy_j=energy))
                 serving = Serving(scenario, ptrace, cost, energy)
             decisions, occ = simulate(router, trace.arrival_s, o.latency_s, ptrace.outcomes.cost, o.sat, caps, given,
-                                      delay, progress=tick, serving=serving)
-            occupancy.append(pl.DataFrame({
-                "policy": [label] * len(occ.time_s), "time_s": occ.time_s,
-                "model": pl.Series(np.asarray(trace.models)[occ.model], dtype=pl.Enum(trace.models)),
-                "busy": occ.busy, "queued": occ.queued}))
+                                      delay, progress=tick, serving=serving,
+                                      occupancy_sink=None if sink is None else sink.occupancy(label, trace.models))
+            if occ is not None:
+                occupancy.append(occupancy_frame(label, trace.models, occ))
         if sequential:
             ptrace = trace
         cols, summary = evaluate(ptrace, decisions, router.fp[1] if policy.kind == "messplus" else scenario.alpha,
@@ -154,7 +156,11 @@ def simulate_scenario(scenario: cfg.Scenario, trace: Trace | None = None,
         policies[label]["guarantees"] = policy_guarantees(
             scenario, policy, ptrace, router, decisions, cols,
             float(router.fp[1]) if policy.kind == "messplus" else scenario.alpha)
-        frames[label] = request_frame(label, ptrace, cols)
+        if sink is None:
+            frames[label] = request_frame(label, ptrace, cols)
+        else:
+            sink.requests(label, ptrace, cols)
+            decisions = cols = None  # let this policy's columns go before the next one runs
     o_sat = [o.sat[:, i].mean() for i in range(trace.m)]  # per column: pairwise summation (axis=0 is naive)
     summary = {
         "scenario": scenario.name,
@@ -171,6 +177,100 @@ def simulate_scenario(scenario: cfg.Scenario, trace: Trace | None = None,
         "policies": policies,
     }
     return RunResult(summary, frames, pl.concat(occupancy) if occupancy else None)
+
+
+def occupancy_frame(label: str, models: list[str], occ) -> pl.DataFrame:
+    return pl.DataFrame({
+        "policy": pl.repeat(label, len(occ.time_s), dtype=pl.Utf8, eager=True), "time_s": occ.time_s,
+        "model": pl.Series(np.asarray(models)[occ.model], dtype=pl.Enum(models)),
+        "busy": occ.busy, "queued": occ.queued})
+
+
+class ResultStream:
+    """Writes ``requests.parquet`` and ``occupancy.parquet`` while the policies run, in row groups of 2^20 rows,
+    so that a run never holds a whole per-request table or occupancy log (10^7-request runs).
+
+    Each file grows under a hidden temporary name in ``out`` (``.requests.parquet.<random>.tmp``, as
+    :func:`sim.atomic.atomic_path` names them) and is renamed into place by :meth:`commit`, which writes the
+    stamp ``scenario.resolved.yaml`` last, as :func:`write_results` does. ``out`` is created only when the
+    first rows are ready; on any failure the temporary files (and a folder this run created) are removed.
+    """
+
+    ROWS = 1 << 20
+
+    def __init__(self, out: Path):
+        self.out = Path(out)
+        self.writers: dict[str, pq.ParquetWriter] = {}
+        self.temps: dict[str, Path] = {}
+        self.created: list[Path] = []  # folders this run made, innermost first
+
+    def _temp(self, name: str) -> Path:
+        if not self.out.exists():
+            d = self.out
+            while not d.exists():
+                self.created.append(d)
+                d = d.parent
+            self.out.mkdir(parents=True, exist_ok=True)
+        while True:
+            tmp = self.out / f".{name}.{secrets.token_hex(6)}.tmp"
+            try:
+                os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+                return tmp
+            except FileExistsError:
+                continue
+
+    def _write(self, name: str, df: pl.DataFrame) -> None:
+        table = df.to_arrow()
+        writer = self.writers.get(name)
+        if writer is None:
+            self.temps[name] = self._temp(name)
+            writer = self.writers[name] = pq.ParquetWriter(self.temps[name], table.schema, compression="zstd",
+                                                           write_page_checksum=True)
+        writer.write_table(table, row_group_size=self.ROWS)
+
+    def requests(self, label: str, trace: Trace, cols: dict) -> None:
+        for lo in range(0, trace.n, self.ROWS):
+            self._write("requests.parquet", request_frame(label, trace, cols, slice(lo, lo + self.ROWS)))
+
+    def occupancy(self, label: str, models: list[str]) -> Callable:
+        return lambda chunk: self._write("occupancy.parquet", occupancy_frame(label, models, chunk))
+
+    def commit(self, summary: dict, scenario: cfg.Scenario) -> None:
+        for w in self.writers.values():
+            w.close()
+        self.writers = {}
+        out = self.out
+        out.mkdir(parents=True, exist_ok=True)
+        stamp = out / "scenario.resolved.yaml"
+        if stamp.exists() and stamp.read_text(encoding="utf-8") != cfg.resolved_yaml(scenario):
+            stamp.unlink()  # --overwrite: an interrupted rewrite must not leave new files under the old stamp
+            (out / "report.html").unlink(missing_ok=True)  # nor the old scenario's report next to new results
+        for name in ("requests.parquet", "occupancy.parquet"):
+            if name in self.temps:
+                os.replace(self.temps.pop(name), out / name)
+            else:
+                (out / name).unlink(missing_ok=True)
+        write_json(out / "summary.json", summary)
+        write_text(stamp, cfg.resolved_yaml(scenario))
+        self.created = []
+
+    def __enter__(self) -> "ResultStream":
+        return self
+
+    def __exit__(self, kind, value, tb) -> bool:
+        for w in self.writers.values():
+            try:
+                w.close()
+            except Exception:
+                pass
+        for tmp in self.temps.values():
+            tmp.unlink(missing_ok=True)
+        for d in self.created:
+            try:
+                d.rmdir()
+            except OSError:
+                break
+        return False
 
 
 def check_out_dir(out: Path, resolved: str, overwrite: bool) -> None:
@@ -241,15 +341,17 @@ def run_scenario(scenario: cfg.Scenario, out: Path, overwrite: bool = False, pro
         groups = {}
         for g, sub_scenario, sub in group_runs(scenario, trace):
             tick = (lambda label, done, total, g=g: progress(f"{g}: {label}", done, total)) if progress else None
-            result = simulate_scenario(sub_scenario, sub, progress=tick)
-            write_results(result, sub_scenario, out / "groups" / g)
+            with ResultStream(out / "groups" / g) as sink:
+                result = simulate_scenario(sub_scenario, sub, progress=tick, sink=sink)
+                sink.commit(result.summary, sub_scenario)
             groups[g] = result.summary
         summary = {"scenario": scenario.name, "seed": scenario.seed, "split_by": "group", "groups": groups}
         write_json(out / "summary.json", summary)
         write_text(out / "scenario.resolved.yaml", cfg.resolved_yaml(scenario))
         return RunResult(summary)
-    result = simulate_scenario(scenario, trace, progress=progress)
-    write_results(result, scenario, out)
+    with ResultStream(out) as sink:  # results go to disk as each policy finishes, in row groups
+        result = simulate_scenario(scenario, trace, progress=progress, sink=sink)
+        sink.commit(result.summary, scenario)
     return result
 
 

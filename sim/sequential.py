@@ -9,6 +9,7 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
+from .nrt import borrow
 from .router import Router, complete, decide, feedback
 
 
@@ -16,6 +17,15 @@ from .router import Router, complete, decide, feedback
 def _run(sat, cost, feedback_mask, ip, fp, q_tracked, ehat, ecount, plan, u_explore, shat, avail, mask_buf,
          model_out, explored_out, p_out, qt_out, shat_out,
          kind, hyper, matrix, beta_a, beta_b, weights, bias, vel_w, vel_b, indptr, index, value, groups, fdim):
+    # Every array outlives this call: drop reference counting once here, not at each kernel call (sim/nrt.py).
+    sat, cost, feedback_mask, ip = borrow(sat), borrow(cost), borrow(feedback_mask), borrow(ip)
+    fp, q_tracked, ehat, ecount = borrow(fp), borrow(q_tracked), borrow(ehat), borrow(ecount)
+    plan, u_explore, shat, avail = borrow(plan), borrow(u_explore), borrow(shat), borrow(avail)
+    mask_buf, model_out, explored_out, p_out = borrow(mask_buf), borrow(model_out), borrow(explored_out), borrow(p_out)
+    qt_out, shat_out, hyper, matrix = borrow(qt_out), borrow(shat_out), borrow(hyper), borrow(matrix)
+    beta_a, beta_b, weights, bias = borrow(beta_a), borrow(beta_b), borrow(weights), borrow(bias)
+    vel_w, vel_b, indptr, index = borrow(vel_w), borrow(vel_b), borrow(indptr), borrow(index)
+    value, groups = borrow(value), borrow(groups)
     n = sat.shape[0]
     for t in range(n):
         qt_out[t] = q_tracked[0]

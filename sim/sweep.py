@@ -501,9 +501,17 @@ def _run_local(out: str, trace_tasks, chunks, workers: int, finished) -> None:
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
     from concurrent.futures.process import BrokenProcessPool
 
-    warm_numba()  # compile once here; forked workers inherit the compiled kernels (no parallel compile races)
+    # Compile once here, into numba's on-disk cache: workers then load the kernels instead of racing to compile.
+    warm_numba()
+    # Not plain fork: polars' (and numba's) thread pools do not survive a fork of a process that has used them,
+    # and a forked worker can hang on a lock held by a thread that no longer exists. A fork server imports the
+    # package once, before any such thread starts, and forks the workers from there.
     methods = mp.get_all_start_methods()
-    ctx = mp.get_context("fork" if "fork" in methods else "spawn")
+    if "forkserver" in methods:
+        ctx = mp.get_context("forkserver")
+        ctx.set_forkserver_preload(["sim.sweep", "sim.runner"])
+    else:
+        ctx = mp.get_context("spawn")
     ex = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init)
     try:
         if trace_tasks:
@@ -523,10 +531,13 @@ def _run_local(out: str, trace_tasks, chunks, workers: int, finished) -> None:
                                   "error": f"worker process died ({e})"})
         ex.shutdown(wait=True)
     except BaseException:
+        workers_now = list((getattr(ex, "_processes", None) or {}).values())  # no public way to stop them
         ex.shutdown(wait=False, cancel_futures=True)
-        for p in list(getattr(ex, "_processes", {}).values() or []):  # no public way to stop running workers
+        for p in workers_now:
             if p.is_alive():
                 p.terminate()
+        for p in workers_now:
+            p.join(timeout=5)
         raise
 
 

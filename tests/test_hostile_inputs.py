@@ -32,7 +32,7 @@ BASE = {
 }
 
 
-def run_cli(capsys, tmp_path: Path, scenario: str | Path, *extra: str, out: Path | None = None) -> tuple[int, str]:
+def run_cli(capsys, tmp_path: Path, scenario: str | Path, *extra: str, out: Path | None = None):
     out = out if out is not None else tmp_path / "out"
     rc = main(["run", str(scenario), "--out", str(out), "-q", *extra])
     captured = capsys.readouterr()

@@ -17,23 +17,31 @@ from pathlib import Path
 import altair as alt
 import polars as pl
 
-#: Canonical name -> manifest columns that may hold it (the first one present wins).
+#: Canonical name -> manifest columns that may hold it; where several are present, the first non-null value per row
+#: wins. Written for ``sim/sweep.py``'s manifest (config flattened to dotted keys, the row's own policy config as
+#: ``policy.<key>``, its summary metrics flattened, colliding metric names prefixed ``result.``, the benchmark as the
+#: sweep ``case`` or the ``split_by`` ``group``, the group's own alpha as ``run_alpha``) and for the stand-in that
+#: :func:`manifest_from_runs` builds.
 COLUMNS: dict[str, list[str]] = {
     "cell": ["cell_id", "cell", "id"],
     "status": ["status"],
-    "benchmark": ["benchmark", "group", "trace.group", "trace.benchmark"],
-    "alpha": ["alpha"],
-    "V": ["V", "policies.messplus.V", "policy.V"],
-    "c": ["c", "policies.messplus.c", "policy.c"],
+    "benchmark": ["benchmark", "case", "group", "trace.group", "trace.benchmark"],
+    "alpha": ["run_alpha", "policy.alpha", "result.alpha", "alpha"],
+    "V": ["policy.V", "V", "policies.messplus.V"],
+    "c": ["policy.c", "c", "policies.messplus.c"],
     "seed": ["seed"],
     "policy": ["policy", "label"],
-    "kind": ["kind", "policy_kind"],
-    "causal": ["causal"],
-    "satisfaction": ["satisfaction"],
-    "cost": ["cost", "energy_j"],
-    "violation": ["violation"],
-    "cost_unit": ["cost_unit"],
+    "kind": ["kind", "result.kind", "policy.kind", "policy_kind"],
+    "causal": ["causal", "result.causal"],
+    "satisfaction": ["satisfaction", "result.satisfaction"],
+    "cost": ["cost", "result.cost", "energy_j"],
+    "violation": ["violation", "result.violation"],
+    "cost_unit": ["cost_unit", "result.cost_unit"],
 }
+#: Canonical dtypes (candidates are cast to these before they are combined).
+DTYPES = {"cell": pl.String, "status": pl.String, "benchmark": pl.String, "alpha": pl.Float64, "V": pl.Float64,
+          "c": pl.Float64, "seed": pl.Int64, "policy": pl.String, "kind": pl.String, "causal": pl.Boolean,
+          "satisfaction": pl.Float64, "cost": pl.Float64, "violation": pl.Float64, "cost_unit": pl.String}
 #: Call ratio columns: ``call_ratio.<model>``.
 CALL_RATIO_PREFIX = "call_ratio."
 #: Wide form: ``policies.<label>.<metric>`` columns (one row per cell).
@@ -63,6 +71,16 @@ def _pick(df: pl.DataFrame, name: str) -> str | None:
     return None
 
 
+def _column(df: pl.DataFrame, name: str) -> pl.Expr:
+    """The canonical column ``name``: the first non-null of its candidate columns, cast to its dtype."""
+    present = [c for c in COLUMNS[name] if c in df.columns]
+    dtype = DTYPES[name]
+    if not present:
+        return pl.lit(None, dtype=dtype).alias(name)
+    exprs = [pl.col(c).cast(dtype, strict=False) for c in present]
+    return (exprs[0] if len(exprs) == 1 else pl.coalesce(exprs)).alias(name)
+
+
 def _unwide(df: pl.DataFrame) -> pl.DataFrame:
     """One row per cell with ``policies.<label>.<metric>`` columns -> one row per (cell, policy)."""
     pat = re.compile(re.escape(WIDE_PREFIX) + r"(.+)\.(" + "|".join(COLUMNS["satisfaction"]) + r")$")
@@ -87,25 +105,14 @@ def normalise(df: pl.DataFrame) -> pl.DataFrame:
     satisfaction, cost, violation, cost_unit and ``call_ratio.<model>``; missing ones are null."""
     if _pick(df, "policy") is None:
         df = _unwide(df)
-    out = []
-    for name in COLUMNS:
-        c = _pick(df, name)
-        out.append(pl.col(c).alias(name) if c is not None else pl.lit(None).alias(name))
     ratios = [c for c in df.columns if c.startswith(CALL_RATIO_PREFIX)]
-    res = df.select(*out, *[pl.col(c).cast(pl.Float64) for c in ratios])
-    kind = pl.col("kind").cast(pl.String)
+    res = df.select(*[_column(df, name) for name in COLUMNS],
+                    *[pl.col(c).cast(pl.Float64, strict=False) for c in ratios])
+    kind = pl.col("kind")
     res = res.with_columns(
-        pl.col("policy").cast(pl.String),
-        pl.col("cell").cast(pl.String),
-        pl.col("benchmark").cast(pl.String).fill_null("all"),
-        pl.col("status").cast(pl.String).fill_null("ok"),
-        pl.col("alpha").cast(pl.Float64),
-        pl.col("V").cast(pl.Float64),
-        pl.col("c").cast(pl.Float64),
-        pl.col("satisfaction").cast(pl.Float64),
-        pl.col("cost").cast(pl.Float64),
-        pl.col("violation").cast(pl.Float64),
-        pl.col("cost_unit").cast(pl.String).fill_null("J"),
+        pl.col("benchmark").fill_null("all"),
+        pl.col("status").fill_null("ok"),
+        pl.col("cost_unit").fill_null("J"),
         # Without a kind column, guess it from the label ("messplus_x" -> messplus, "always:m" -> always).
         pl.when(kind.is_not_null()).then(kind)
         .otherwise(pl.col("policy").cast(pl.String).str.extract(r"^([a-z_]+?)(?:[:_].*)?$", 1)
@@ -113,7 +120,7 @@ def normalise(df: pl.DataFrame) -> pl.DataFrame:
         .alias("kind"),
     )
     res = res.with_columns(
-        pl.when(pl.col("causal").is_not_null()).then(pl.col("causal").cast(pl.Boolean))
+        pl.when(pl.col("causal").is_not_null()).then(pl.col("causal"))
         .otherwise(~pl.col("kind").is_in(list(BOUND_KINDS))).alias("causal"),
         # A policy whose result does not depend on V keeps no V (its cells are averaged on the frontier).
         pl.when(pl.col("kind").is_in(list(V_KINDS))).then(pl.col("V")).otherwise(None).alias("V"),
