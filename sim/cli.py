@@ -46,36 +46,41 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM or SIGHUP as an exception, so that temporary files are removed on the way out (exit 128 + signal)."""
 
 
-def _raise_terminated(signum, frame):
-    raise Terminated(signum)
+# Signals received while the current command runs. The handler records the signal, then raises. An exception
+# raised inside a finaliser (``__del__``, e.g. pyarrow's ParquetWriter) is swallowed by Python, and a library
+# may turn it into its own error (a Rust panic from polars). The record lets main() still report the run as
+# interrupted, with one line and exit 128 + signal, instead of going on or printing a traceback.
+_received: list[int] = []
 
 
-# An interrupt that lands while a finaliser (``__del__``, e.g. pyarrow's ParquetWriter) runs is swallowed by
-# Python, which prints "Exception ignored ... Traceback". We note it instead and honour it when the command ends.
-_swallowed: list[int] = []
+def _on_signal(signum, frame):
+    _received.append(int(signum))
+    raise KeyboardInterrupt() if signum == signal.SIGINT else Terminated(int(signum))
+
+
+def signal_received() -> bool:
+    """Whether SIGINT/SIGTERM/SIGHUP arrived during the current command (for code that catches ``Exception``)."""
+    return bool(_received)
 
 
 def _install_signal_handlers() -> dict:
-    """Turn SIGTERM/SIGHUP into :class:`Terminated` while a command runs; returns what to restore."""
+    """Route SIGINT/SIGTERM/SIGHUP through :func:`_on_signal` while a command runs; returns what to restore."""
     if threading.current_thread() is not threading.main_thread():
         return {}
+    _received.clear()
     previous: dict = {}
-    for name in ("SIGTERM", "SIGHUP"):
+    for name in ("SIGINT", "SIGTERM", "SIGHUP"):
         sig = getattr(signal, name, None)
-        if sig is not None:
-            previous[sig] = signal.signal(sig, _raise_terminated)
+        if sig is not None and (sig != signal.SIGINT or signal.getsignal(sig) is signal.default_int_handler):
+            previous[sig] = signal.signal(sig, _on_signal)
     default_hook = sys.unraisablehook
 
-    def note_swallowed(unraisable):
-        exc = unraisable.exc_value
-        if isinstance(exc, KeyboardInterrupt):
-            _swallowed.append(int(exc.args[0]) if isinstance(exc, Terminated) else int(signal.SIGINT))
-        else:
+    def hide_swallowed_interrupts(unraisable):  # already in _received; honoured when the command returns
+        if not isinstance(unraisable.exc_value, KeyboardInterrupt):
             default_hook(unraisable)
 
     previous["unraisablehook"] = default_hook
-    sys.unraisablehook = note_swallowed
-    _swallowed.clear()
+    sys.unraisablehook = hide_swallowed_interrupts
     return previous
 
 
@@ -87,25 +92,36 @@ def _restore(previous: dict) -> None:
             signal.signal(sig, handler)
 
 
+def _interrupted() -> int:
+    print("interrupted: partial outputs were discarded, completed files are intact", file=sys.stderr)
+    sig = _received[0] if _received else int(signal.SIGINT)
+    return 130 if sig == signal.SIGINT else 128 + sig
+
+
 def main(argv: list[str] | None = None) -> int:
     previous = _install_signal_handlers()
     try:  # building the parser imports every command (a second or so): Ctrl-C there is an interruption too
         args = build_parser().parse_args(argv)
         rc = args.func(args)
-        if _swallowed:  # interrupted inside a finaliser: the work went on, but the user asked to stop
-            raise Terminated(_swallowed[0]) if _swallowed[0] != signal.SIGINT else KeyboardInterrupt()
+        if _received:  # the interrupt was swallowed on the way (see _received): the user still asked to stop
+            return _interrupted()
     except UserError as e:
+        if _received:
+            return _interrupted()
         print(f"error: {e}", file=sys.stderr)
         return e.exit_code
     except CheckFailed as e:
         print(f"check failed: {e}", file=sys.stderr)
         return e.exit_code
-    except KeyboardInterrupt as e:
-        print("interrupted: partial outputs were discarded, completed files are intact", file=sys.stderr)
-        return 128 + int(e.args[0]) if isinstance(e, Terminated) else 130
+    except KeyboardInterrupt:
+        return _interrupted()
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
+    except BaseException:
+        if _received:  # an interrupt surfaced as another exception inside a library
+            return _interrupted()
+        raise
     finally:
         _restore(previous)
     return int(rc or 0)

@@ -2,7 +2,7 @@
 
 Design decisions (each one is tested in tests/test_engine.py or tests/test_invariants.py):
 
-- Speed: plain callbacks for arrivals (each schedules the next), completions and feedback. No SimPy
+- Speed: plain callbacks for completions and feedback, and arrivals handled by the run loop itself. No SimPy
   process or ``Resource`` per request: a request is an index into preallocated numpy columns. Completions and
   feedback are queued for the router and applied, in delivery order, by the same numba call that makes the
   next decision (the router's state is read only there): one call from Python per request. docs/performance.md
@@ -14,8 +14,8 @@ Design decisions (each one is tested in tests/test_engine.py or tests/test_invar
   every event at or before its time (as a NORMAL event would be). So a slot freed at time tau is free for an
   arrival at tau, and feedback delivered at tau is known to a decision at tau.
   With zero latency and zero delay this reproduces the sequential mode exactly.
-- Causality: the router is called with request t's outcome rows only from t's completion or feedback
-  callbacks, i.e. after they happened.
+- Causality: the router receives request t's outcome rows only for a completion or feedback that has
+  happened (queued by its callback, applied before the next decision or at the end).
 """
 
 from __future__ import annotations

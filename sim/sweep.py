@@ -3,8 +3,8 @@
 Layout of a sweep folder ``DIR``::
 
     DIR/sweep.yaml                 the base scenario (resolved) and its sweep block, for the record
-    DIR/cells/<cell-id>/           one folder per cell: exactly what `sim run` writes for the cell's config,
-                                   plus `_complete.json`, written last and atomically
+    DIR/cells/<cell-id>/           one folder per cell: the result files `sim run` writes for the cell's
+                                   config (not report.html), plus `_complete.json`, written last, atomically
     DIR/traces/<trace-key>.pkl     traces shared by several cells, built once (private cache)
     DIR/manifest.parquet           one row per cell x policy (x group for split_by: group runs)
 
@@ -17,9 +17,10 @@ Design decisions:
   is then ``SeedSequence(seed, name)`` as everywhere else (sim/rng.py).
 - Resumable: a cell counts as done only when ``_complete.json`` exists; it is written last, by an atomic
   rename. A folder without it is a half-written cell: it is wiped and the cell is run again.
-- Cells sharing a trace (same trace spec, seed, zoo, events) get it built once, stored as a file under
-  ``DIR/traces`` and passed to workers as a path (never as a pickled argument); each worker keeps the last
-  few it loaded. Cells are dispatched in chunks of one trace, so a worker loads a trace once.
+- Cells sharing a synthetic trace (same trace spec, seed, zoo, events) get it built once, stored as a file
+  under ``DIR/traces`` and passed to workers as a path (never as a pickled argument); a trace file named by
+  the scenario is a path already. Each worker keeps the last few traces it loaded, and cells go out sorted by
+  trace in small chunks, so a worker loads a trace about once.
 - The local backend warms numba (compiles or loads every kernel) in the parent before forking, so workers
   never race to compile. A failing cell is recorded (status ``failed``, one-line error in the manifest,
   traceback in ``cells/<id>/_error.txt``) and the sweep goes on.
@@ -182,16 +183,21 @@ _CRASH_AFTER = "SIM_SWEEP_CRASH_AFTER"  # fault injection for the resumability t
 _cells_done_here = 0
 
 
-def _load_trace(path: str):
-    if path in _TRACES:
-        _TRACES.move_to_end(path)
-        return _TRACES[path]
-    with open(path, "rb") as f:
-        trace = pickle.load(f)
-    _TRACES[path] = trace
+def _cached_trace(key: str, make: Callable[[], Any]):
+    """This worker's last few traces, by trace key (a trace is read-only once built)."""
+    if key in _TRACES:
+        _TRACES.move_to_end(key)
+        return _TRACES[key]
+    trace = make()
+    _TRACES[key] = trace
     while len(_TRACES) > _TRACE_CACHE_SIZE:
         _TRACES.popitem(last=False)
     return trace
+
+
+def _read_pickle(path: str):
+    with open(path, "rb") as f:
+        return pickle.load(f)
 
 
 def build_shared_trace(out_dir: str, key: str, resolved: str) -> tuple[str, str | None]:
@@ -237,8 +243,12 @@ def run_cell(out_dir: str, job: dict) -> dict:
     try:
         scenario = cfg.validate_scenario(cfg.parse_yaml(job["resolved"], f"cell {job['cell_id']}"))
         trace = None
-        if job.get("trace_path") and os.path.exists(job["trace_path"]):
-            trace = _load_trace(job["trace_path"])
+        if job.get("trace_path") and os.path.exists(job["trace_path"]):  # a shared synthetic trace, built once
+            trace = _cached_trace(job["trace_key"], lambda: _read_pickle(job["trace_path"]))
+        elif scenario.trace.path is not None:  # a trace file: read once per worker
+            from .runner import build_trace
+
+            trace = _cached_trace(job["trace_key"], lambda: build_trace(scenario))
         scenario = scenario.model_copy(update={"engine": scenario.engine.model_copy(update={"progress": False})}) \
             if scenario.engine.progress else scenario
         result = run_scenario(scenario, cell_dir, overwrite=True, trace=trace)
@@ -321,12 +331,8 @@ class SweepReport:
 
 
 def _chunks(jobs: list[dict], size: int) -> list[list[dict]]:
-    """Consecutive jobs of one trace together, at most ``size`` per chunk."""
-    out: list[list[dict]] = []
-    for _, group in itertools.groupby(jobs, key=lambda j: j.get("trace_path")):
-        group = list(group)
-        out.extend(group[i:i + size] for i in range(0, len(group), size))
-    return out
+    """Consecutive jobs, ``size`` per chunk (jobs come sorted by trace, so a chunk mostly shares one)."""
+    return [jobs[i:i + size] for i in range(0, len(jobs), size)]
 
 
 def write_manifest(out: Path, cells: list[Cell], results: dict[str, dict]) -> Path:
@@ -378,7 +384,7 @@ def run_sweep(raw: dict, out: Path, *, workers: int | None = None, backend: str 
     ``order_seed`` shuffles the execution order (results do not depend on it; the tests check that).
     """
     t_start = time.perf_counter()
-    out = Path(out)
+    out = Path(out).absolute()  # workers (Ray: on other machines) may not share our working directory
     base, cells = expand(raw, where)
     if out.exists() and not out.is_dir():
         raise UserError(f"output {out}: exists and is not a directory")
@@ -402,12 +408,14 @@ def run_sweep(raw: dict, out: Path, *, workers: int | None = None, backend: str 
     counts: dict[str, int] = {}
     for c in pending:
         counts[c.trace_key] = counts.get(c.trace_key, 0) + 1
-    shared = {c.trace_key: c.resolved for c in pending if counts[c.trace_key] > 1}
+    # (a trace file is already a path: workers read it themselves, once each)
+    shared = {c.trace_key: c.resolved for c in pending if counts[c.trace_key] > 1 and c.scenario.trace.path is None}
     jobs = []
     for c in pending:
         tp = str(out / "traces" / f"{c.trace_key}.pkl") if c.trace_key in shared else None
-        jobs.append({"cell_id": c.cell_id, "resolved": c.resolved, "trace_path": tp, "index": c.index})
-    jobs.sort(key=lambda j: (j["trace_path"] or "", j["index"]))
+        jobs.append({"cell_id": c.cell_id, "resolved": c.resolved, "trace_path": tp, "trace_key": c.trace_key,
+                     "index": c.index})
+    jobs.sort(key=lambda j: (j["trace_key"], j["index"]))
     if order_seed is not None:
         rng = np.random.default_rng(order_seed)
         jobs = [jobs[i] for i in rng.permutation(len(jobs))]
@@ -441,6 +449,13 @@ def run_sweep(raw: dict, out: Path, *, workers: int | None = None, backend: str 
             else:
                 raise UserError(f"--backend {backend!r}: expected 'local' or 'ray'")
     finally:
+        for c in cells:  # cells a worker finished before its chunk came back (an interrupted sweep)
+            marker = out / "cells" / c.cell_id / MARKER
+            if c.cell_id not in results and marker.exists():
+                try:
+                    results[c.cell_id] = json.loads(marker.read_text(encoding="utf-8")) | {"status": "ok"}
+                except ValueError:
+                    pass
         report.pending = sum(1 for c in cells if c.cell_id not in results)
         write_manifest(out, cells, results)
         report.wall_s = time.perf_counter() - t_start
@@ -558,7 +573,8 @@ def _run_ray(out: str, trace_tasks, chunks, address: str | None, finished) -> No
         if trace_tasks:
             ray.get([build.remote(out, k, r) for k, r in trace_tasks])
         remote = ray.remote(num_cpus=1)(_ray_chunk)
-        refs = {remote.remote(out, chunk): chunk for chunk in chunks}
+        cwd = os.getcwd()  # relative trace paths in a scenario resolve as they do here (same shared mounts)
+        refs = {remote.remote(out, chunk, cwd): chunk for chunk in chunks}
         remaining = list(refs)
         while remaining:
             ready, remaining = ray.wait(remaining, num_returns=1, timeout=0.5)
@@ -582,9 +598,11 @@ def _run_ray(out: str, trace_tasks, chunks, address: str | None, finished) -> No
 _warm_here = False
 
 
-def _ray_chunk(out: str, jobs: list[dict]) -> list[dict]:
+def _ray_chunk(out: str, jobs: list[dict], cwd: str | None = None) -> list[dict]:
     """A Ray task: a chunk of cells. A worker warms numba once (from the node's cache after the first)."""
     global _warm_here
+    if cwd and os.path.isdir(cwd):
+        os.chdir(cwd)
     if not _warm_here:
         warm_numba()
         _warm_here = True

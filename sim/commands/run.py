@@ -74,6 +74,10 @@ def write_run_report(out: Path, quiet: bool = False) -> None:
 
         path = write_report(out)
     except Exception as e:  # noqa: BLE001 - the report must never cost the user their results
+        from ..cli import signal_received
+
+        if signal_received():  # Ctrl-C/SIGTERM that a library turned into another error: stop, don't warn
+            raise KeyboardInterrupt from e
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
         print(f"warning: report.html not written ({type(e).__name__}: {msg}); results are intact", file=sys.stderr)
         return
