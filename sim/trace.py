@@ -260,7 +260,10 @@ def from_frame(df: pl.DataFrame, models: list[str], *, path: str = "<memory>", c
         names = [col(family, m) for m in models]
         if not all(n in df.columns for n in names):
             return None
-        return np.ascontiguousarray(df.select(names).to_numpy().astype(np.float64))
+        out = np.empty((df.height, len(names)))  # filled column by column: one (T, M) allocation, no temporaries
+        for i, name in enumerate(names):
+            out[:, i] = df[name].to_numpy()
+        return out
 
     cost = matrix(objective)
     if cost is None:
@@ -270,16 +273,18 @@ def from_frame(df: pl.DataFrame, models: list[str], *, path: str = "<memory>", c
     groups = group.replace_strict({g: i for i, g in enumerate(group_names)}, return_dtype=pl.Int32).to_numpy()
     if "embedding" in df.columns:
         indptr, index, value, dim = embedding_csr(df["embedding"])
-    else:
-        text = df["text"] if "text" in df.columns else pl.Series([""] * df.height)
-        indptr, index, value = hash_tokens(text)
+    elif "text" in df.columns:
+        indptr, index, value = hash_tokens(df["text"])
         dim = HASH_DIM
+    else:
+        indptr, index, value, dim = np.zeros(df.height + 1, np.int64), np.zeros(0, np.int32), np.zeros(0), HASH_DIM
     features = RequestFeatures(
         groups=np.ascontiguousarray(groups, dtype=np.int32), group_names=group_names,
         token_indptr=indptr, token_index=index, token_value=value, feature_dim=dim, pred=matrix("pred"),
         prompt_tokens=df["prompt_tokens"].to_numpy().astype(np.float64) if "prompt_tokens" in df.columns else None,
     )
-    outcomes = Outcomes(sat=matrix("sat"), cost=cost, energy_j=matrix("energy_j"),
+    # with energy as the objective, cost and energy are the same columns: share one matrix
+    outcomes = Outcomes(sat=matrix("sat"), cost=cost, energy_j=cost if objective == "energy_j" else matrix("energy_j"),
                         latency_s=matrix("latency_s"), p_true=matrix("p_true"), output_tokens=matrix("output_tokens"))
     return Trace(path=path, models=list(models), request_id=df["request_id"].to_numpy().astype(np.int64),
                  arrival_s=df["arrival_s"].to_numpy().astype(np.float64), features=features,
