@@ -92,7 +92,7 @@ def _restore(previous: dict) -> None:
             signal.signal(sig, handler)
 
 
-def _interrupted() -> int:
+def interrupted_exit() -> int:
     print("interrupted: partial outputs were discarded, completed files are intact", file=sys.stderr)
     sig = _received[0] if _received else int(signal.SIGINT)
     return 130 if sig == signal.SIGINT else 128 + sig
@@ -104,23 +104,23 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         rc = args.func(args)
         if _received:  # the interrupt was swallowed on the way (see _received): the user still asked to stop
-            return _interrupted()
+            return interrupted_exit()
     except UserError as e:
         if _received:
-            return _interrupted()
+            return interrupted_exit()
         print(f"error: {e}", file=sys.stderr)
         return e.exit_code
     except CheckFailed as e:
         print(f"check failed: {e}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
-        return _interrupted()
+        return interrupted_exit()
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
     except BaseException:
         if _received:  # an interrupt surfaced as another exception inside a library
-            return _interrupted()
+            return interrupted_exit()
         raise
     finally:
         _restore(previous)
