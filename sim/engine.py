@@ -30,7 +30,7 @@ from simpy.core import NORMAL, URGENT
 from simpy.events import Event
 
 from .nrt import borrow
-from .router import Router, complete, decide, feedback
+from .router import Router, complete, decide_and_record, feedback
 
 OCC_CHUNK = 1 << 16  # occupancy records are compacted into numpy arrays this many at a time
 
@@ -90,15 +90,10 @@ def _deliver_and_decide(t, pending, n_pending, cost, sat, model_out, explored_ou
                      fdim)
     if t < 0:
         return 0, False
-    qt_out[t] = q_tracked[0]
-    m, explored, p, s_hat = decide(t, ip, fp, q_tracked, ehat, plan, u_explore, shat, avail,
-                                   kind, hyper, matrix, beta_a, beta_b, weights, bias, vel_w, vel_b,
-                                   indptr, index, value, groups, fdim)
-    model_out[t] = m
-    explored_out[t] = explored
-    p_out[t] = p
-    shat_out[t] = s_hat
-    return m, explored
+    return decide_and_record(t, ip, fp, q_tracked, ehat, plan, u_explore, shat, avail,
+                             model_out, explored_out, p_out, qt_out, shat_out,
+                             kind, hyper, matrix, beta_a, beta_b, weights, bias, vel_w, vel_b, indptr, index, value,
+                             groups, fdim)
 
 
 class _OccupancyLog:

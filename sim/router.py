@@ -79,6 +79,23 @@ def decide(t, ip, fp, q_tracked, ehat, plan, u_explore, shat, avail,
     return best_m, False, p, shat[best_m]
 
 
+@nb.njit(cache=True, inline="always")
+def decide_and_record(t, ip, fp, q_tracked, ehat, plan, u_explore, shat, avail,
+                      model_out, explored_out, p_out, qt_out, shat_out,
+                      kind, hyper, matrix, beta_a, beta_b, weights, bias, vel_w, vel_b, indptr, index, value, groups,
+                      fdim):
+    """``decide`` for request t, with the decision columns both engines record; returns (model, explored)."""
+    qt_out[t] = q_tracked[0]
+    m, explored, p, s_hat = decide(t, ip, fp, q_tracked, ehat, plan, u_explore, shat, avail,
+                                   kind, hyper, matrix, beta_a, beta_b, weights, bias, vel_w, vel_b,
+                                   indptr, index, value, groups, fdim)
+    model_out[t] = m
+    explored_out[t] = explored
+    p_out[t] = p
+    shat_out[t] = s_hat
+    return m, explored
+
+
 @nb.njit(cache=True, inline="always")  # inlined into the sequential loop: docs/performance.md
 def complete(t, model, explored, energy_row, label_row, ip, ehat, ecount, mask_buf,
              kind, hyper, matrix, beta_a, beta_b, weights, bias, vel_w, vel_b, indptr, index, value, groups, fdim):

@@ -10,7 +10,7 @@ import numba as nb
 import numpy as np
 
 from .nrt import borrow
-from .router import Router, complete, decide, feedback
+from .router import Router, complete, decide_and_record, feedback
 
 
 @nb.njit(cache=True)
@@ -28,14 +28,10 @@ def _run(sat, cost, feedback_mask, ip, fp, q_tracked, ehat, ecount, plan, u_expl
     value, groups = borrow(value), borrow(groups)
     n = sat.shape[0]
     for t in range(n):
-        qt_out[t] = q_tracked[0]
-        m, explored, p, s_hat = decide(t, ip, fp, q_tracked, ehat, plan, u_explore, shat, avail,
-                                       kind, hyper, matrix, beta_a, beta_b, weights, bias, vel_w, vel_b,
-                                       indptr, index, value, groups, fdim)
-        model_out[t] = m
-        explored_out[t] = explored
-        p_out[t] = p
-        shat_out[t] = s_hat
+        m, explored = decide_and_record(t, ip, fp, q_tracked, ehat, plan, u_explore, shat, avail,
+                                        model_out, explored_out, p_out, qt_out, shat_out,
+                                        kind, hyper, matrix, beta_a, beta_b, weights, bias, vel_w, vel_b,
+                                        indptr, index, value, groups, fdim)
         complete(t, m, explored, cost[t], sat[t], ip, ehat, ecount, mask_buf,
                  kind, hyper, matrix, beta_a, beta_b, weights, bias, vel_w, vel_b, indptr, index, value, groups, fdim)
         if feedback_mask[t]:
