@@ -59,6 +59,8 @@ EPS_PREDICTORS = ("noisy_oracle",)
 FEAS_TOL = 1e-12
 
 _F64_EPS = float(np.finfo(np.float64).eps)
+#: Rows per chunk where a (T, M) temporary would otherwise be made at once.
+ROW_CHUNK = 1 << 18
 
 
 # --------------------------------------------------------------------------------------------------
@@ -157,12 +159,16 @@ def offline_optimum(P, E, alpha: float, tol: float = 1e-12, max_iter: int = 200)
     if s0 >= need:
         return OfflineOptimum(0.0, x0.astype(np.int64), -1, -1, 0.0, float(E[rows, x0].sum()) / T, s0 / T, True)
 
-    # Above lam_top every request takes a max-P model; the routing there is x_top.
-    dp = pmax[:, None] - P
-    de = E[rows, x_top][:, None] - E
-    pos = dp > 0
-    ratio = np.where(pos, de / np.where(pos, dp, 1.0), -np.inf)
-    lam_top = max(0.0, float(ratio.max()))
+    # Above lam_top every request takes a max-P model; the routing there is x_top. In row chunks, so that
+    # the (T, M) temporaries of a long trace stay small.
+    lam_top = 0.0
+    for a in range(0, T, ROW_CHUNK):
+        b = min(T, a + ROW_CHUNK)
+        dp = pmax[a:b, None] - P[a:b]
+        pos = dp > 0
+        if pos.any():
+            de = E[rows[a:b], x_top[a:b]][:, None] - E[a:b]
+            lam_top = max(lam_top, float((de[pos] / dp[pos]).max()))
     lo, hi = 0.0, (2.0 * lam_top if lam_top > 0 else 1.0)
     x_lo, s_lo, x_hi = x0, s0, x_top
     for _ in range(max_iter):
