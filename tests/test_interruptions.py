@@ -324,3 +324,47 @@ def test_interrupt_landing_in_a_finaliser_is_honoured(monkeypatch, capsys, sig, 
     err = capsys.readouterr().err
     assert err.splitlines() == ["interrupted: partial outputs were discarded, completed files are intact"], err
     assert (signal.getsignal(signal.SIGTERM), sys.unraisablehook) == before  # restored
+
+
+# ---------------------------------------------------------------- sweeps
+
+
+def test_sweep_killed_at_random_moments_resumes_to_the_same_results(small_raw, tmp_path):
+    """Kill ``sim sweep`` with SIGINT, SIGTERM and SIGKILL at random moments, rerunning after each; the last run
+    completes, and the folder then equals an uninterrupted sweep's, byte for byte (timing fields aside)."""
+    import copy
+
+    from test_sweep import tree_bytes
+
+    raw = copy.deepcopy(small_raw)
+    raw["trace"]["synth"]["requests"] = 3000
+    raw["policies"] = [p for p in raw["policies"] if p["kind"] in ("messplus", "always")]
+    raw["sweep"] = {"grid": {"alpha": [0.4, 0.5, 0.6], "policies.messplus.V": [0.001, 0.01, 0.1, 1.0]}}
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+
+    def sweep(out: Path) -> list[str]:
+        return [sys.executable, "-m", "sim", "sweep", str(path), "--out", str(out), "-q", "--workers", "1"]
+
+    t0 = time.monotonic()
+    fresh = subprocess.run(sweep(tmp_path / "fresh"), cwd=REPO, capture_output=True, text=True, timeout=300)
+    duration = time.monotonic() - t0
+    assert fresh.returncode == 0, fresh.stderr
+    out = tmp_path / "killed"
+    rng = random.Random(20261128)
+    outcomes = []
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGKILL, signal.SIGKILL):
+        proc = subprocess.Popen(sweep(out), cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(rng.uniform(0.3, 0.7) * duration)  # later runs skip finished cells, so they end sooner
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=300)
+        outcomes.append((signal.Signals(sig).name, proc.returncode))
+        if sig != signal.SIGKILL:
+            assert "Traceback" not in err, err
+        if (out / "manifest.parquet").exists():  # a manifest on disk is always a complete file
+            pq.read_table(out / "manifest.parquet")
+    done = subprocess.run(sweep(out), cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    killed = {k: v for k, v in tree_bytes(out).items() if not TEMP.match(Path(k).name)}  # a SIGKILL's leftovers
+    assert killed == tree_bytes(tmp_path / "fresh"), outcomes
+    assert any(rc != 0 for _, rc in outcomes), outcomes  # the kills landed mid-sweep
