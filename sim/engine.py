@@ -1,13 +1,14 @@
 """The discrete-event engine: arrivals, FIFO slots per model, completions and delayed feedback, on SimPy.
 
-Design decisions (each one is tested in tests/test_engine.py or tests/test_invariants.py):
+Design decisions (tested in tests/test_invariants.py, tests/test_queueing.py and tests/test_serving.py):
 
 - Speed: plain callbacks for completions and feedback, and arrivals handled by the run loop itself. No SimPy
   process or ``Resource`` per request: a request is an index into preallocated numpy columns. Completions and
   feedback are queued for the router and applied, in delivery order, by the same numba call that makes the
   next decision (the router's state is read only there): one call from Python per request. docs/performance.md
 - Slots: model m has ``replicas x slots`` concurrent slots (``None`` = unlimited) and one FIFO queue; a
-  request holds a slot for its latency (its service time when run alone).
+  request holds a slot for its latency: the trace's service time when run alone, or what sim/serving.py
+  computes from a GPU profile at the model's current batch.
 - Exploration: the request takes a slot on every model (queueing at each); it completes when the slowest
   part does, and the largest model's answer is served.
 - Ordering at equal times: completions and feedback are scheduled URGENT, and an arrival is handled after
@@ -26,7 +27,7 @@ from dataclasses import dataclass
 import numba as nb
 import numpy as np
 import simpy
-from simpy.core import NORMAL, URGENT
+from simpy.core import URGENT
 from simpy.events import Event
 
 from .nrt import borrow

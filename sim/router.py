@@ -63,7 +63,7 @@ def decide(t, ip, fp, q_tracked, ehat, plan, u_explore, shat, avail,
     p = explore_probability(t, fp[2])
     if u_explore[t] < p and not (gated and not avail[t].all()):
         return n_models - 1, True, p, shat[n_models - 1]
-    V, alpha, q = fp[0], fp[1], q_tracked[0]
+    V, q = fp[0], q_tracked[0]
     # argmin_m V ehat[m] + q (alpha - shat[m]), compared by differences with the best so far: a small cost gap
     # is not absorbed into a large queue term (V = 1e-8, Q = 1e6). Strict < breaks exact ties towards the
     # earlier, cheaper model (cost order); see docs/invariants.md and tests/test_numerics.py.

@@ -12,7 +12,7 @@ import pytest
 from sim import cli
 from sim.errors import UserError
 from sim.importers.arrivals import read_arrivals
-from sim.importers.profiles import ProfileCurve, import_profiles, load_profiles
+from sim.importers.profiles import ProfileCurve, load_profiles
 from sim.trace import load_trace, read_table
 
 DATA = Path(__file__).parents[1].parent / "shared" / "data"
