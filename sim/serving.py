@@ -91,6 +91,7 @@ class Serving:
         self.active = [0] * n_gpus  # busy parts on the GPU's models
         self.busy_since = [0.0] * n_gpus
         self.busy_s = [0.0] * n_gpus
+        self.intervals: list[list[tuple[float, float]]] = [[] for _ in range(n_gpus)]  # busy periods per GPU
         self.active_j = [0.0] * n_gpus
         self.last_s = 0.0
 
@@ -132,6 +133,7 @@ class Serving:
             self.active[g] -= 1
             if self.active[g] == 0:
                 self.busy_s[g] += now - self.busy_since[g]
+                self.intervals[g].append((self.busy_since[g], now))
 
     def summary(self, end_s: float) -> dict:
         """Per-GPU occupancy and energy over [0, end_s], idle energy apart; and the curves used."""
@@ -145,5 +147,17 @@ class Serving:
                 "busy_fraction": self.busy_s[g] / span if span > 0 else 0.0,
                 "active_energy_j": self.active_j[g],
                 "idle_energy_j": gpu.idle_w * idle,
+                "timeline": busy_timeline(self.intervals[g], span),
             }
         return {"gpus": out, "profiles": self.curves, "sharing": "time_slice" if self.time_slice else "none"}
+
+
+def busy_timeline(intervals: list[tuple[float, float]], span: float, windows: int = 100) -> dict:
+    """The busy fraction of each of ``windows`` equal windows of [0, span], from a GPU's busy periods."""
+    if span <= 0:
+        return {"window_s": 0.0, "busy_fraction": []}
+    width = span / windows
+    a = np.asarray(intervals, dtype=np.float64).reshape(-1, 2)
+    # busy time before x: the overlap of every busy period with [0, x]
+    before = np.array([float((np.clip(x, a[:, 0], a[:, 1]) - a[:, 0]).sum()) for x in np.arange(windows + 1) * width])
+    return {"window_s": width, "busy_fraction": [round(float(b), 6) for b in np.diff(before) / width]}

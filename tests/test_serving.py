@@ -116,3 +116,11 @@ def test_paper_llama_h200_scenario_runs():
     assert one["energy_j"] < big["energy_j"]
     assert set(one["serving"]["gpus"]) == {"h200-0"}
     assert one["serving"]["profiles"]["llama-3.3-70b"]["gpu"] == "H200"
+
+
+def test_busy_timeline_windows():
+    from sim.serving import busy_timeline
+
+    tl = busy_timeline([(0.0, 1.0), (2.5, 4.0)], 4.0, windows=4)
+    assert tl["window_s"] == 1.0
+    assert tl["busy_fraction"] == pytest.approx([1.0, 0.0, 0.5, 1.0])
