@@ -291,7 +291,11 @@ class Threshold(PolicyBase):
     kind: Literal["threshold"]
     weak: str
     strong: str
-    threshold: Probability = 0.5
+    threshold: Probability = Field(0.5, description="route to strong when its win-rate score exceeds this")
+    strong_share: Probability | Literal["auto"] | None = Field(
+        None, description="instead of a fixed threshold, send this share of requests to strong by tracking the "
+                          "score's quantile online; 'auto': the share that meets alpha given the two models' "
+                          "full-data accuracies (as random_with_constraint knows them)")
     predictor: Predictor = LogisticPredictor(kind="logistic")
 
 

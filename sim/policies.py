@@ -35,6 +35,7 @@ def describe(policy) -> dict:
     oracle_costs = getattr(policy, "energy_estimate", None) == "oracle"
     notes = [f"predictor {pred.kind} reads p_true (oracle)"] if oracle_predictor else []
     notes += ["cost estimates are the trace's per-model means (oracle)"] if oracle_costs else []
+    notes += ["the two models' full-data mean accuracy"] if getattr(policy, "strong_share", None) == "auto" else []
     return {
         "kind": policy.kind,
         "causal": policy.kind not in NON_CAUSAL,
@@ -70,8 +71,13 @@ def build_router(policy, trace: Trace, alpha: float, seed: int, u_explore: np.nd
         weak, strong = model_index(trace, policy.weak, where), model_index(trace, policy.strong, where)
         oracle = trace.outcomes if policy.predictor.kind in ORACLE_KINDS else None
         pred = build_predictor(policy.predictor, trace.features, m, oracle, seed, label)
+        share = policy.strong_share
+        if share == "auto":
+            acc = trace.outcomes.sat.mean(axis=0)
+            gap = acc[strong] - acc[weak]
+            share = float(np.clip((alpha - acc[weak]) / gap, 0.0, 1.0)) if gap > 0 else 1.0
         return Router(kind=THRESHOLD, n_models=m, n_requests=n, predictor=pred, alpha=alpha,
-                      threshold=policy.threshold, weak=weak, strong=strong)
+                      threshold=policy.threshold, weak=weak, strong=strong, strong_share=share)
     return Router(kind=PLAN, n_models=m, n_requests=n, predictor=None, alpha=alpha,
                   plan=plan(policy, trace, alpha, seed))
 

@@ -23,9 +23,10 @@ import numpy as np
 from .predictors import PredictorState, predict, train
 
 PLAN, MESSPLUS, THRESHOLD = 0, 1, 2
+QUANTILE_STEP = 0.002  # step of the threshold router's online quantile tracking (scores lie in [0, 1])
 EST_LAST, EST_MEAN = 0, 1
 # integer parameters: kind, energy estimate, explore_needs_feedback, weak, strong, learn_from_exploit
-# float parameters:   V, alpha, c, threshold
+# float parameters:   V, alpha, c, threshold, strong share (< 0: fixed threshold), quantile step
 
 
 @nb.njit(cache=True, inline="always")
@@ -53,6 +54,8 @@ def decide(t, ip, fp, q_tracked, ehat, plan, u_explore, shat, avail,
         weak, strong = ip[3], ip[4]
         score = shat[strong] * (1.0 - shat[weak])  # P(strong right and weak wrong), RouteLLM's win rate
         m = strong if score > fp[3] else weak
+        if fp[4] >= 0.0:  # track the score's (1 - share) quantile, so that a share fp[4] of requests go strong
+            fp[3] += fp[5] * ((1.0 if score > fp[3] else 0.0) - fp[4])
         if gated and not avail[t, m]:
             m = weak if m == strong else strong
             if not avail[t, m]:
@@ -141,10 +144,11 @@ class Router:
                  u_explore: np.ndarray | None = None, plan: np.ndarray | None = None, V: float = 0.0,
                  alpha: float = 0.0, c: float = 0.0, threshold: float = 0.0, energy_estimate: int = EST_MEAN,
                  explore_needs_feedback: bool = False, weak: int = 0, strong: int = 0,
-                 learn_from_exploit: bool = False):
+                 learn_from_exploit: bool = False, strong_share: float | None = None):
         self.ip = np.array([kind, energy_estimate, int(explore_needs_feedback), weak, strong,
                             int(learn_from_exploit)], np.int64)
-        self.fp = np.array([V, alpha, c, threshold], np.float64)
+        self.fp = np.array([V, alpha, c, threshold, -1.0 if strong_share is None else strong_share, QUANTILE_STEP],
+                           np.float64)
         self.q_tracked = np.zeros(1)
         self.ehat = np.ones(n_models)  # the reference implementation starts every estimate at 1 J
         self.ecount = np.zeros(n_models)

@@ -118,3 +118,16 @@ def test_mixture_for_alpha_hand_computed():
     # accuracies 0.4 / 0.6 / 0.7, costs 1 / 5 / 20, alpha 0.5: half 0 and half 1, cost 3
     w = mixture_for_alpha(np.array([0.4, 0.6, 0.7]), np.array([1.0, 5.0, 20.0]), 0.5)
     assert w == pytest.approx([0.5, 0.5, 0.0])
+
+
+def test_threshold_router_tracks_a_strong_share():
+    rng = np.random.default_rng(0)
+    n = 20000
+    pred = np.column_stack([rng.random(n), rng.random(n)])
+    r = Router(kind=THRESHOLD, n_models=2, n_requests=n, predictor=matrix_predictor(pred), threshold=0.5,
+               weak=0, strong=1, strong_share=0.3)
+    strong = np.array([r.decide(t)[0] for t in range(n)])
+    assert strong[n // 2:].mean() == pytest.approx(0.3, abs=0.02)  # after the threshold has settled
+    # the threshold is the score's 70 % quantile: score = s1 (1 - s0) of two uniforms
+    scores = pred[:, 1] * (1 - pred[:, 0])
+    assert r.fp[3] == pytest.approx(np.quantile(scores, 0.7), abs=0.02)
