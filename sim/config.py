@@ -489,7 +489,15 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
             raise UserError(f"--set {item!r}: the value is not valid YAML") from None
         keys = path.strip().split(".")
         node: Any = data
-        for i, key in enumerate(keys):
+        i = 0
+        while i < len(keys):
+            key = keys[i]
+            if isinstance(node, list):
+                # a policy name may itself contain dots (threshold_0.25): take the longest name that matches
+                for j in range(len(keys), i, -1):
+                    if _named(node, ".".join(keys[i:j])):
+                        key, i = ".".join(keys[i:j]), j - 1
+                        break
             last = i == len(keys) - 1
             if isinstance(node, list):
                 idx = _list_index(node, key, path)
@@ -504,7 +512,12 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
                     node = node.setdefault(key, {})
             else:
                 raise UserError(f"--set {path}: {'.'.join(keys[:i])} is not a mapping or a list")
+            i += 1
     return data
+
+
+def _named(node: list, key: str) -> bool:
+    return any(isinstance(item, dict) and key in (item.get("name"), item.get("kind")) for item in node)
 
 
 def _list_index(node: list, key: str, path: str) -> int:

@@ -42,6 +42,8 @@ def test_set_overrides_by_index_and_name(small_raw):
                                       "engine.mode=sequential"])
     s = validate_scenario(raw)
     assert s.alpha == 0.6 and s.policies[1].V == 0.5 and s.policies[0].c == 0 and s.engine.mode == "sequential"
+    small_raw["policies"][0]["name"] = "mp_0.5"
+    assert apply_overrides(small_raw, ["policies.mp_0.5.V=0.3"])["policies"][0]["V"] == 0.3
     with pytest.raises(UserError, match="no list item named 'nope'"):
         apply_overrides(small_raw, ["policies.nope.V=1"])
     with pytest.raises(UserError, match="expected key.path=value"):
