@@ -118,6 +118,12 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
+    except OSError as e:  # disk full, permission lost mid-run: say so in one line; atomic writes kept files whole
+        if _received:
+            return interrupted_exit()
+        where = f" ({e.filename})" if e.filename else ""
+        print(f"error: {e.strerror or e}{where}; completed files are intact", file=sys.stderr)
+        return 1
     except BaseException:
         if _received:  # an interrupt surfaced as another exception inside a library
             return interrupted_exit()

@@ -89,3 +89,18 @@ def test_trace_synth_command(tmp_path, capsys):
     assert t.n == 500 and t.models == ["llama-3.2-1b", "llama-3.1-8b", "llama-3.3-70b"]
     assert t.provenance["generator"] == "sim.synth"
     assert t.outcomes.p_true is not None
+
+
+def test_disk_full_is_one_line(small_raw, tmp_path, capsys, monkeypatch):
+    import errno
+
+    import sim.runner
+
+    def full(path, obj):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(sim.runner, "write_json", full)
+    small_raw["trace"]["synth"]["requests"] = 200
+    assert main(["run", write(tmp_path, small_raw), "--out", str(tmp_path / "out"), "-q", "--no-report"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: No space left on device") and err.count("\n") == 1
