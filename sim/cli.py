@@ -35,6 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
     import importlib
 
     parser = Parser(prog="python -m sim", description="Offline laboratory for SLA-constrained LLM routing (MESS+).")
+    from . import __version__
+
+    parser.add_argument("--version", action="version", version=f"messplus-sim {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     sub.required = True
     for name in COMMAND_MODULES:
