@@ -124,3 +124,14 @@ def test_busy_timeline_windows():
     tl = busy_timeline([(0.0, 1.0), (2.5, 4.0)], 4.0, windows=4)
     assert tl["window_s"] == 1.0
     assert tl["busy_fraction"] == pytest.approx([1.0, 0.0, 0.5, 1.0])
+
+
+def test_report_shows_the_gpu_view(profile_dir, tmp_path):
+    from sim.report.charts import load_run, run_charts
+    from sim.runner import write_results
+
+    sc = scenario(profile_dir)
+    result = simulate_scenario(sc, trace([0.0, 0.5, 3.0]))
+    write_results(result, sc, tmp_path)
+    charts, skipped = run_charts(load_run(tmp_path))
+    assert "gpus" in dict(charts) and "gpus" not in skipped

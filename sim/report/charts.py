@@ -737,6 +737,38 @@ def chart_occupancy(run: RunData) -> alt.TopLevelMixin:
                     f"{fmt_duration(width_s)}; hover for the window maximum."))
 
 
+def chart_gpus(run: RunData) -> alt.TopLevelMixin:
+    """6b. Each named GPU's busy fraction over time (sim/serving.py), with its active and idle energy."""
+    rows = []
+    for label, p in run.summary["policies"].items():
+        for gpu, g in ((p.get("serving") or {}).get("gpus") or {}).items():
+            tl = g.get("timeline") or {}
+            frac, width = tl.get("busy_fraction") or [], tl.get("window_s") or 0.0
+            t = (np.arange(1, len(frac) + 1) * width) / run.axis.scale
+            rows.append(pl.DataFrame({
+                "policy": label, "gpu": f"{gpu} ({', '.join(g.get('models', []))})", "t": t,
+                "busy": np.asarray(frac, dtype=np.float64),
+                "active_mj": (g.get("active_energy_j") or 0.0) / 1e6, "idle_mj": (g.get("idle_energy_j") or 0.0) / 1e6,
+            }))
+    if not rows:
+        raise Skip("no GPUs declared in the scenario (gpus: and zoo placement, see sim/serving.py)")
+    df = run.with_display(pl.concat(rows))
+    n_w = df.group_by("policy", "gpu").len()["len"].max()
+    chart = data(df).mark_line(strokeWidth=1.5).encode(
+        x=alt.X("t:Q", title=f"time ({run.axis.unit})", scale=alt.Scale(nice=False)),
+        y=alt.Y("busy:Q", title="busy fraction", scale=alt.Scale(domain=[0, 1])),
+        color=policy_color(run),
+        tooltip=["policy:N", "gpu:N", alt.Tooltip("busy:Q", format=".2f"),
+                 alt.Tooltip("active_mj:Q", format=".3f", title="active energy (MJ, whole run)"),
+                 alt.Tooltip("idle_mj:Q", format=".3f", title="idle energy (MJ, whole run)")],
+    ).properties(width=560, height=110).facet(row=alt.Row("gpu:N", title=None))
+    return chart.resolve_scale(color="shared").properties(
+        **titled("GPU busy fraction over time",
+                 "Share of each window in which any model placed on the GPU was busy; the GPU draws its idle power "
+                 "the rest of the time (hover for the run's active and idle energy).",
+                 f"{n_w} equal windows from the busy periods the engine recorded (exact)."))
+
+
 def chart_exploration(run: RunData) -> alt.TopLevelMixin:
     """7. Exploration probability and realised explorations over time."""
     w = run.windows
@@ -825,6 +857,7 @@ CHARTS: list[tuple[str, Callable[[RunData], alt.TopLevelMixin]]] = [
     ("model_mix", chart_model_mix),
     ("latency", chart_latency),
     ("occupancy", chart_occupancy),
+    ("gpus", chart_gpus),
     ("exploration", chart_exploration),
     ("calibration", chart_calibration),
 ]
