@@ -1,0 +1,98 @@
+"""The synthetic trace generator: calibrated accuracies, correlated outcomes, arrivals, informative text."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pytest
+
+from sim.config import LogisticPredictor, SynthTrace
+from sim.predictors import build_predictor, predict, train
+from sim.synth import synth_frame
+from sim.trace import from_frame
+
+GROUPS = {
+    "easy": {"difficulty_mean": -0.5, "accuracy": {"s": 0.5, "l": 0.8}, "energy_j": {"s": 10.0, "l": 100.0}},
+    "hard": {"difficulty_mean": 0.7, "accuracy": {"s": 0.2, "l": 0.45}, "energy_j": {"s": 12.0, "l": 120.0}},
+}
+
+
+def spec(**kw) -> SynthTrace:
+    return SynthTrace.model_validate({"requests": 20000, "groups": GROUPS, **kw})
+
+
+def test_accuracies_are_calibrated_per_group_and_labels_follow():
+    df, models = synth_frame(spec(), seed=3)
+    for g, targets in GROUPS.items():
+        sub = df.filter(pl.col("group") == g)
+        assert sub.height == 10000  # equal weights: an exact split
+        for m in models:
+            assert sub[f"p_true__{m}"].mean() == pytest.approx(targets["accuracy"][m], abs=1e-9)
+            # labels are Bernoulli(p_true): their mean is within 4 standard errors
+            assert abs(sub[f"sat__{m}"].mean() - targets["accuracy"][m]) < 4 * 0.5 / np.sqrt(sub.height)
+
+
+def test_outcomes_are_correlated_across_models():
+    df, _ = synth_frame(spec(), seed=3)
+    for g in GROUPS:  # within a group one difficulty drives every model: p_true is exactly co-monotone
+        sub = df.filter(pl.col("group") == g)
+        order = np.argsort(sub["p_true__s"].to_numpy(), kind="stable")
+        assert np.all(np.diff(sub["p_true__l"].to_numpy()[order]) >= 0)
+    assert np.corrcoef(df["sat__s"], df["sat__l"])[0, 1] > 0.1  # so the labels are correlated too (0 if independent)
+
+
+def test_same_seed_same_trace():
+    a, _ = synth_frame(spec(), seed=5)
+    b, _ = synth_frame(spec(), seed=5)
+    c, _ = synth_frame(spec(), seed=6)
+    assert a.equals(b) and not a.equals(c)
+
+
+@pytest.mark.parametrize("cv", [0.5, 1.0, 3.0])
+def test_gamma_arrivals_have_the_rate_and_cv(cv):
+    df, _ = synth_frame(spec(arrivals={"process": "gamma", "rate": 4.0, "cv": cv}), seed=1)
+    gaps = np.diff(np.concatenate([[0.0], df["arrival_s"].to_numpy()]))
+    assert 1 / gaps.mean() == pytest.approx(4.0, rel=5 * cv / np.sqrt(len(gaps)) + 0.01)
+    assert gaps.std() / gaps.mean() == pytest.approx(cv, rel=0.1)
+
+
+def test_arrivals_from_a_file(tmp_path):
+    times = np.cumsum(np.full(20000, 0.25)) + 100.0
+    pl.DataFrame({"ts": times}).write_csv(tmp_path / "a.csv")
+    df, _ = synth_frame(spec(arrivals={"process": "file", "path": str(tmp_path / "a.csv"), "column": "ts",
+                                       "time_scale": 2.0}), seed=1)
+    np.testing.assert_allclose(df["arrival_s"].to_numpy(), (times - times[0]) * 2.0)
+
+
+def test_sequential_mix_keeps_groups_in_order():
+    df, _ = synth_frame(spec(mix="sequential"), seed=1)
+    g = df["group"].to_list()
+    assert g[:10000] == ["easy"] * 10000 and g[10000:] == ["hard"] * 10000
+
+
+def _learned_correlation(trace, n_train=4000):
+    st = build_predictor(LogisticPredictor(kind="logistic", group_features=False), trace.features, trace.m, None, 0, "t")
+    mask = np.ones(trace.m, np.bool_)
+    for t in range(n_train):
+        train(t, trace.outcomes.sat[t], mask, *st.arrays())
+    out, preds = np.zeros(trace.m), []
+    for t in range(n_train, trace.n):
+        predict(t, out, *st.arrays())
+        preds.append(out[1])
+    return np.corrcoef(preds, trace.outcomes.p_true[n_train:, 1])[0, 1]
+
+
+def test_text_carries_learnable_information():
+    df, models = synth_frame(spec(), seed=2)
+    assert _learned_correlation(from_frame(df, models)) > 0.6
+    uninformative, _ = synth_frame(spec(text={"informative": 0.0}), seed=2)
+    assert abs(_learned_correlation(from_frame(uninformative, models))) < 0.1
+
+
+def test_a_supplied_embedding_replaces_the_text():
+    df, models = synth_frame(spec(requests=6000), seed=2)
+    d = df["p_true__l"].to_numpy()
+    emb = np.column_stack([d, 1 - d, np.ones_like(d)])  # an embedding that knows the difficulty
+    trace = from_frame(df.with_columns(pl.Series("embedding", emb.tolist())), models)
+    assert trace.features.feature_dim == 3
+    assert _learned_correlation(trace) > 0.9
