@@ -14,7 +14,7 @@ def register(sub) -> None:
                     "result folders of `python -m sim run` and/or sweep folders (with manifest.parquet).")
     p.add_argument("dirs", nargs="+", type=Path, metavar="DIR", help="result folder(s) or sweep folder(s)")
     p.add_argument("-o", "--out", type=Path, metavar="FILE.html",
-                   help="output file (default: DIR/report.html for one folder, ./report.html for several)")
+                   help="output file (default: DIR/report.html for one folder, reports/report.html for several)")
     p.add_argument("--png", action="store_true",
                    help="also write one PNG per chart to <FILE>_png/ (rendered by vl-convert, no browser)")
     p.add_argument("--screenshot", type=Path, metavar="FILE.png",

@@ -216,7 +216,7 @@ def render_report(dirs, out: str | Path | None = None, png: bool = False, screen
     dirs = [Path(d) for d in dirs]
     if not dirs:
         raise ValueError("no result folders given")
-    out = Path(out) if out is not None else (dirs[0] / "report.html" if len(dirs) == 1 else Path("report.html"))
+    out = Path(out) if out is not None else (dirs[0] / "report.html" if len(dirs) == 1 else Path("reports") / "report.html")
     runs, sweeps, sections, skipped = build_sections(dirs)
     if title is None:
         if len(runs) == 1 and not sweeps:
