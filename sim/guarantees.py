@@ -51,7 +51,7 @@ def feedback_delay(scenario: cfg.Scenario) -> float:
 
 
 def policy_guarantees(scenario: cfg.Scenario, policy, trace, router, decisions: dict, cols: dict,
-                      alpha: float) -> dict[str, Any]:
+                      alpha: float, lp_cache: dict | None = None) -> dict[str, Any]:
     """The ``guarantees`` block for one policy's run (see the module docstring)."""
     o = trace.outcomes
     sequential = scenario.engine.mode == "sequential"
@@ -70,7 +70,7 @@ def policy_guarantees(scenario: cfg.Scenario, policy, trace, router, decisions: 
     elif kind == "noisy_oracle" and o.p_true is not None:
         pred_error = np.abs(router.predictor.matrix - o.p_true).max(axis=1)
     block = guarantees_block(
-        S=o.sat, alpha=alpha, V=float(policy.V), c=float(policy.c), E=o.cost, P=o.p_true,
+        S=o.sat, cache=lp_cache, alpha=alpha, V=float(policy.V), c=float(policy.c), E=o.cost, P=o.p_true,
         cost=cols["cost"], sat=cols["sat"], explored=cols["explored"], p_explore=cols["p_explore"],
         choice=cols["model_index"], pred_error=pred_error,
         decision_costs=o.cost.mean(axis=0), exact_costs=policy.energy_estimate == "oracle",

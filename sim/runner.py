@@ -121,6 +121,7 @@ def simulate_scenario(scenario: cfg.Scenario, trace: Trace | None = None,
     frames: dict[str, pl.DataFrame] = {}
     occupancy = []
     avail = availability(trace, scenario) if scenario.events else None
+    lp_cache: dict = {}  # offline optima shared by the policies' guarantees (same trace, same alpha)
     profiled = not sequential and (bool(scenario.gpus) or any(z.profile for z in scenario.zoo or []))
     for policy in scenario.policies:
         label = policy.label
@@ -155,7 +156,7 @@ def simulate_scenario(scenario: cfg.Scenario, trace: Trace | None = None,
             policies[label]["recovery"] = recovery(trace.arrival_s, cols["q_before"], cols["q_after"], scenario.events)
         policies[label]["guarantees"] = policy_guarantees(
             scenario, policy, ptrace, router, decisions, cols,
-            float(router.fp[1]) if policy.kind == "messplus" else scenario.alpha)
+            float(router.fp[1]) if policy.kind == "messplus" else scenario.alpha, lp_cache)
         if sink is None:
             frames[label] = request_frame(label, ptrace, cols)
         else:

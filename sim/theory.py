@@ -676,7 +676,7 @@ def _jsonable(x):
     return x
 
 
-def guarantees_block(*, S=None, **kwargs) -> dict[str, Any]:
+def guarantees_block(*, S=None, cache: dict | None = None, **kwargs) -> dict[str, Any]:
     """The ``guarantees`` block of ``summary.json`` for one policy.
 
     Takes the keyword arguments of :func:`bounds` plus ``S`` (T x M realised satisfaction of every model,
@@ -684,8 +684,17 @@ def guarantees_block(*, S=None, **kwargs) -> dict[str, Any]:
     "opt_cost_decision_basis", "hindsight_cost", "hindsight_satisfaction", "hindsight_lp_cost",
     "confidence", "bounds"}``. ``opt_*`` is the LP with the trace's per-request costs E (the best any
     policy that knows P could do); the cost bound uses the LP on the decision's costs (see :func:`bounds`).
-    Non-finite numbers become null.
+    Non-finite numbers become null. ``cache`` (a dict the caller keeps for one run) reuses the LP solutions
+    between policies that share the same P, E, S arrays and alpha.
     """
+    memo = cache if cache is not None else {}
+
+    def solve(A, B, a, key=None):
+        key = (id(A), id(B), a) if key is None else key
+        if key not in memo:  # the arrays are kept with the answer, so that their ids cannot be reused
+            memo[key] = (A, B, offline_optimum(A, B, a))
+        return memo[key][2]
+
     E = np.asarray(kwargs["E"], dtype=np.float64)
     alpha = float(kwargs["alpha"])
     P = kwargs.get("P")
@@ -701,13 +710,13 @@ def guarantees_block(*, S=None, **kwargs) -> dict[str, Any]:
         "confidence": kwargs.get("confidence", DEFAULT_CONFIDENCE),
     }
     if P is not None:
-        o = offline_optimum(P, E, alpha)
+        o = solve(P, E, alpha)
         block.update(opt_cost=o.cost, opt_lambda=o.lam, opt_satisfaction=o.satisfaction, opt_feasible=o.feasible)
         dc = kwargs.get("decision_costs")
         Eb = np.ascontiguousarray(
             np.broadcast_to(E.mean(axis=0) if dc is None else np.asarray(dc, dtype=np.float64), E.shape)
         )
-        ob = o if dc is not None and np.array_equal(Eb, E) else offline_optimum(P, Eb, alpha)
+        ob = o if dc is not None and np.array_equal(Eb, E) else solve(P, Eb, alpha, key=(id(P), tuple(Eb[0]), alpha))
         block["opt_cost_decision_basis"] = ob.cost
         kwargs = dict(kwargs, opt=ob)
     if S is not None:
@@ -716,7 +725,7 @@ def guarantees_block(*, S=None, **kwargs) -> dict[str, Any]:
         rows = np.arange(S.shape[0])
         block["hindsight_cost"] = float(E[rows, h].mean())
         block["hindsight_satisfaction"] = float(S[rows, h].mean())
-        oh = offline_optimum(S, E, alpha)
+        oh = solve(S, E, alpha)
         block["hindsight_lp_cost"] = oh.cost if oh.feasible else None
     block["bounds"] = bounds(**kwargs)
     return _jsonable(block)
