@@ -23,8 +23,3 @@ def seed_sequence(seed: int, *names: object) -> np.random.SeedSequence:
 
 def stream(seed: int, *names: object) -> np.random.Generator:
     return np.random.Generator(np.random.PCG64(seed_sequence(seed, *names)))
-
-
-def numba_seed(seed: int, *names: object) -> int:
-    """A 32-bit seed for code that draws inside numba (``np.random.seed`` there is per-thread global state)."""
-    return int(seed_sequence(seed, *names).generate_state(1)[0])

@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 import os
 import secrets
-import shutil
 import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -35,7 +34,6 @@ from .serving import Serving
 from .synth import synth_frame, synth_provenance
 from .trace import Trace, check_model_names, from_frame, load_trace, select_models, subset
 
-RESULT_FILES = ("requests.parquet", "occupancy.parquet", "summary.json", "scenario.resolved.yaml")
 
 
 def build_trace(scenario: cfg.Scenario) -> Trace:
@@ -354,9 +352,3 @@ def run_scenario(scenario: cfg.Scenario, out: Path, overwrite: bool = False, pro
         result = simulate_scenario(scenario, trace, progress=progress, sink=sink)
         sink.commit(result.summary, scenario)
     return result
-
-
-def remove_results(out: Path) -> None:
-    for name in RESULT_FILES:
-        (out / name).unlink(missing_ok=True)
-    shutil.rmtree(out / "groups", ignore_errors=True)

@@ -154,20 +154,25 @@ def write_arrivals(table: pa.Table, out: str | Path, provenance: dict) -> None:
     write_parquet(table, out, META_KEY, {"format_version": FORMAT_VERSION, "provenance": provenance})
 
 
+def arrival_column(df: pl.DataFrame, where: str, missing_hint: str = "") -> np.ndarray:
+    """The ``arrival_s`` column as float64, or a one-line error: missing, empty, non-numeric, gaps, NaN."""
+    if "arrival_s" not in df.columns:
+        raise UserError(f"{where}: missing column 'arrival_s'{missing_hint}")
+    if df.height == 0:
+        raise UserError(f"{where}: zero rows")
+    a = df["arrival_s"]
+    if not a.dtype.is_numeric() or a.null_count() or not a.cast(pl.Float64).is_finite().all():
+        raise UserError(f"{where}: column 'arrival_s' must be finite numbers without gaps")
+    return a.cast(pl.Float64).to_numpy()
+
+
 def read_arrivals(path: str | Path) -> tuple[pl.DataFrame, dict]:
     """Read an arrivals Parquet file (or any Parquet with ``arrival_s``, such as a trace): (frame, provenance)."""
     table, meta = read_parquet(path, "arrivals", META_KEY,
                                hint="; import CSV/JSONL with `python -m sim trace import arrivals`")
     prov = meta.get("provenance", {})
     df = pl.from_arrow(table)
-    if "arrival_s" not in df.columns:
-        raise UserError(f"arrivals {path}: missing column 'arrival_s'")
-    if df.height == 0:
-        raise UserError(f"arrivals {path}: zero rows")
-    a = df["arrival_s"]
-    if not a.dtype.is_numeric() or a.null_count() or not a.cast(pl.Float64).is_finite().all():
-        raise UserError(f"arrivals {path}: column 'arrival_s' must be finite numbers without gaps")
-    arr = a.cast(pl.Float64).to_numpy()
+    arr = arrival_column(df, f"arrivals {path}")
     if np.any(np.diff(arr) < 0):
         raise UserError(f"arrivals {path}: column 'arrival_s' is not sorted")
     return df, prov

@@ -28,6 +28,7 @@ from ..errors import UserError
 from ..trace import META_KEY as TRACE_KEY
 from ..trace import col, models_in_columns, read_table
 from .arrivals import META_KEY as ARRIVALS_KEY
+from .arrivals import arrival_column
 
 KEYS = ("rows", "span_s", "rate_per_s", "interarrival_cv", "peak_rate_1s", "models", "groups", "provenance")
 
@@ -59,14 +60,7 @@ def trace_info(path: str | Path) -> tuple[dict, str | None]:
 
     md = pq.read_schema(path).metadata or {}
     is_trace = TRACE_KEY in md or any(c.startswith("sat__") for c in df.columns)
-    if "arrival_s" not in df.columns:
-        raise UserError(f"trace {path}: missing column 'arrival_s' (not a trace or arrivals file)")
-    if df.height == 0:
-        raise UserError(f"trace {path}: zero rows")
-    a = df["arrival_s"]
-    if not a.dtype.is_numeric() or a.null_count() or not a.cast(pl.Float64).is_finite().all():
-        raise UserError(f"trace {path}: column 'arrival_s' must be finite numbers without gaps")
-    info = arrival_stats(a.cast(pl.Float64).to_numpy())
+    info = arrival_stats(arrival_column(df, f"trace {path}", " (not a trace or arrivals file)"))
     models: dict = {}
     groups: dict = {}
     provenance: dict = {}
