@@ -32,3 +32,6 @@ def _numba_cache_dir() -> None:
 
 
 _numba_cache_dir()
+# Arrow's default allocator (mimalloc) keeps freed pages mapped; a trace is read one large column at a time and
+# each is freed after conversion, so glibc's allocator, which unmaps large blocks, keeps the peak lower.
+os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")

@@ -35,6 +35,8 @@ from . import config as cfg
 from .theory import bounds, guarantees_block
 
 DETERMINISTIC = ("queue_identity", "queue_consistency", "drift_per_step")
+#: The per-request columns of :func:`sim.metrics.evaluate` that :func:`policy_guarantees` reads.
+GUARANTEE_COLUMNS = ("cost", "sat", "explored", "p_explore", "model_index", "q_after")
 
 
 def trace_is_iid(scenario: cfg.Scenario) -> bool:

@@ -90,13 +90,20 @@ def percentiles(x: np.ndarray) -> dict:
 
 
 def evaluate(trace: Trace, decisions: dict, alpha: float, sequential: bool) -> tuple[dict, dict]:
-    """Returns (per-request columns, summary entry) for one policy's decisions."""
+    """Returns (per-request columns, summary entry) for one policy's decisions.
+
+    The columns hold what :func:`request_frame` cannot derive: ``q_before`` (``q_after`` shifted by one),
+    ``wait_s`` (start - arrival) and absent energies are made there, a chunk at a time (10^7-request runs).
+    """
     out = trace.outcomes
     model = decisions["model"]
     explored = decisions["explored"]
     s, c = served_outcomes(model, explored, out.sat, out.cost)
-    e = served_outcomes(model, explored, out.sat, out.energy_j)[1] if out.energy_j is not None else None
-    q_before, q_after = queue_series(s, alpha)
+    if out.energy_j is out.cost:  # energy is the objective: the served energy is the served cost
+        e = c
+    else:
+        e = served_outcomes(model, explored, out.sat, out.energy_j)[1] if out.energy_j is not None else None
+    q_after = queue_series(s, alpha)[1]
     n = trace.n
     arrival = trace.arrival_s
     if sequential:
@@ -105,15 +112,15 @@ def evaluate(trace: Trace, decisions: dict, alpha: float, sequential: bool) -> t
     else:
         start, end, fb = decisions["start_s"], decisions["end_s"], decisions["feedback_s"]
     cols = {
-        "request_id": trace.request_id, "arrival_s": arrival, "model_index": model.astype(np.int16),
-        "explored": explored, "p_explore": decisions["p_explore"], "q_before": q_before, "q_after": q_after,
+        "request_id": trace.request_id, "arrival_s": arrival, "model_index": model.astype(np.int16, copy=False),
+        "explored": explored, "p_explore": decisions["p_explore"], "q_after": q_after,
         "q_tracked": decisions["q_tracked"], "s_hat": decisions["s_hat"], "sat": s, "cost": c,
-        "energy_j": e if e is not None else np.full(n, np.nan), "wait_s": start - arrival,
-        "start_s": start, "end_s": end, "feedback_s": fb,
+        "energy_j": e, "start_s": start, "end_s": end, "feedback_s": fb,
     }
     counts = np.bincount(model, minlength=trace.m)
     exploit = ~explored
     counts_exploit = np.bincount(model[exploit], minlength=trace.m)
+    wait = start - arrival
     summary = {
         "requests": int(n),
         "satisfaction": float(s.mean()),
@@ -131,9 +138,19 @@ def evaluate(trace: Trace, decisions: dict, alpha: float, sequential: bool) -> t
         "call_ratio_exploit": {name: float(counts_exploit[i] / max(1, exploit.sum())) for i, name in enumerate(trace.models)},
         "feedback_delivered": int(np.isfinite(fb).sum()),
         "latency_s": percentiles(end - arrival),
-        "wait_s": percentiles(start - arrival),
+        "wait_s": percentiles(wait),
     }
     return cols, summary
+
+
+def q_before(q_after: np.ndarray, rows: slice | None = None) -> np.ndarray:
+    """Q before each request: Q after the previous one (0 before the first)."""
+    lo, hi, _ = (rows or slice(None)).indices(len(q_after))
+    out = np.empty(max(0, hi - lo))
+    if out.size:
+        out[0] = q_after[lo - 1] if lo > 0 else 0.0
+        out[1:] = q_after[lo:hi - 1]
+    return out
 
 
 def request_frame(policy: str, trace: Trace, cols: dict, rows: slice | None = None) -> pl.DataFrame:
@@ -141,11 +158,14 @@ def request_frame(policy: str, trace: Trace, cols: dict, rows: slice | None = No
     names = pl.Enum(trace.models)
     groups = pl.Enum(trace.features.group_names)
     group_codes = trace.features.groups
+    qb = q_before(cols["q_after"], rows)
     if rows is not None:
-        cols = {k: v[rows] for k, v in cols.items()}
+        cols = {k: None if v is None else v[rows] for k, v in cols.items()}
         group_codes = group_codes[rows]
     n = len(cols["request_id"])
-    df = pl.DataFrame({"policy": pl.repeat(policy, n, dtype=pl.Utf8, eager=True), **cols})
+    energy = cols["energy_j"] if cols["energy_j"] is not None else np.full(n, np.nan)
+    df = pl.DataFrame({"policy": pl.repeat(policy, n, dtype=pl.Utf8, eager=True),
+                       **cols, "energy_j": energy, "q_before": qb, "wait_s": cols["start_s"] - cols["arrival_s"]})
     return df.with_columns(
         pl.Series("model", np.asarray(trace.models)[cols["model_index"]], dtype=names),
         pl.Series("group", np.asarray(trace.features.group_names)[group_codes], dtype=groups),

@@ -154,7 +154,8 @@ class Router:
         self.ecount = np.zeros(n_models)
         self.plan = plan if plan is not None else np.zeros(0, np.int64)
         self.avail = np.ones((0, n_models), np.bool_)  # no rows: every model always available
-        self.u_explore = u_explore if u_explore is not None else np.ones(n_requests)
+        # read by MESS+ only (a plan or a threshold never explores)
+        self.u_explore = u_explore if u_explore is not None else np.ones(n_requests if kind == MESSPLUS else 0)
         self.shat = np.full(n_models, np.nan)
         self.mask = np.zeros(n_models, np.bool_)
         if predictor is None:

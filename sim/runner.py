@@ -25,8 +25,8 @@ from .atomic import atomic_path, write_json, write_text
 from .engine import simulate
 from .events import apply_trace_events, availability, recovery
 from .errors import UserError
-from .guarantees import policy_guarantees
-from .metrics import evaluate, request_frame
+from .guarantees import GUARANTEE_COLUMNS, policy_guarantees
+from .metrics import evaluate, q_before, request_frame
 from .policies import build_router, describe
 from .rng import stream
 from .sequential import run_sequential
@@ -111,8 +111,6 @@ def simulate_scenario(scenario: cfg.Scenario, trace: Trace | None = None,
     each policy's requests and occupancy go to it as they are made, and the result holds only the summary."""
     trace = trace if trace is not None else build_trace(scenario)
     sequential = scenario.engine.mode == "sequential"
-    given, delay = feedback_draws(scenario, trace.n)
-    u_explore = stream(scenario.seed, "explore").random(trace.n)
     caps = capacities(trace, scenario)
     o = trace.outcomes
     policies: dict[str, dict] = {}
@@ -123,12 +121,16 @@ def simulate_scenario(scenario: cfg.Scenario, trace: Trace | None = None,
     profiled = not sequential and (bool(scenario.gpus) or any(z.profile for z in scenario.zoo or []))
     for policy in scenario.policies:
         label = policy.label
-        router = build_router(policy, trace, scenario.alpha, scenario.seed, u_explore)
+        # Every policy gets the same draws (they depend on the seed only); they are made per policy so that
+        # they can go as soon as its decisions are made (10^7-request runs, docs/performance.md).
+        given, delay = feedback_draws(scenario, trace.n)
+        router = build_router(policy, trace, scenario.alpha, scenario.seed, stream(scenario.seed, "explore").random(trace.n))
         router.set_availability(avail)
         tick = (lambda done, label=label: progress(label, done, trace.n)) if progress else None
         if sequential:
             decisions = run_sequential(router, o.sat, o.cost, given)
             decisions["feedback_given"] = given
+            ptrace = trace
             if tick:
                 tick(trace.n)
         else:
@@ -143,23 +145,24 @@ def simulate_scenario(scenario: cfg.Scenario, trace: Trace | None = None,
                                       occupancy_sink=None if sink is None else sink.occupancy(label, trace.models))
             if occ is not None:
                 occupancy.append(occupancy_frame(label, trace.models, occ))
-        if sequential:
-            ptrace = trace
-        cols, summary = evaluate(ptrace, decisions, router.fp[1] if policy.kind == "messplus" else scenario.alpha,
-                                 sequential)
+        given = delay = router.u_explore = None
+        alpha = float(router.fp[1]) if policy.kind == "messplus" else scenario.alpha
+        cols, summary = evaluate(ptrace, decisions, alpha, sequential)
         policies[label] = {**describe(policy), **summary}
         if not sequential and serving is not None:
             policies[label]["serving"] = serving.summary(float(np.nanmax(decisions["end_s"])))
         if scenario.events:
-            policies[label]["recovery"] = recovery(trace.arrival_s, cols["q_before"], cols["q_after"], scenario.events)
-        policies[label]["guarantees"] = policy_guarantees(
-            scenario, policy, ptrace, router, decisions, cols,
-            float(router.fp[1]) if policy.kind == "messplus" else scenario.alpha, lp_cache)
+            policies[label]["recovery"] = recovery(trace.arrival_s, q_before(cols["q_after"]), cols["q_after"],
+                                                   scenario.events)
         if sink is None:
             frames[label] = request_frame(label, ptrace, cols)
-        else:
+        else:  # written now, so that the columns only the table needs can go before the guarantees run
             sink.requests(label, ptrace, cols)
-            decisions = cols = None  # let this policy's columns go before the next one runs
+            cols = {k: cols[k] for k in GUARANTEE_COLUMNS}
+            decisions = {k: decisions[k] for k in ("q_tracked",)}
+        policies[label]["guarantees"] = policy_guarantees(scenario, policy, ptrace, router, decisions, cols, alpha,
+                                                          lp_cache)
+        decisions = cols = None  # let this policy's columns go before the next one runs
     o_sat = [o.sat[:, i].mean() for i in range(trace.m)]  # per column: pairwise summation (axis=0 is naive)
     summary = {
         "scenario": scenario.name,

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from .atomic import atomic_path
@@ -117,16 +118,50 @@ def models_in_columns(columns: list[str]) -> list[str]:
     return seen
 
 
-def validate_frame(df: pl.DataFrame, models: list[str], where: str) -> None:
-    """Raise a one-line :class:`UserError` naming the first problem found in a trace table."""
-    if df.height == 0:
+class FrameColumns:
+    """Column access to a trace held in memory (a synthetic or imported frame)."""
+
+    def __init__(self, df: pl.DataFrame):
+        self.df, self.columns, self.height, self.schema = df, df.columns, df.height, df.schema
+
+    def get(self, name: str) -> pa.ChunkedArray:
+        return pa.chunked_array([self.df[name].to_arrow()])
+
+
+class ParquetColumns:
+    """Column access to a trace file, one column at a time: a 10^7-request trace is never held whole, only the
+    arrays built from it and the one column being converted (docs/performance.md)."""
+
+    def __init__(self, path: str | Path):
+        self.path = path
+        self.file, self.meta = open_parquet(path, "trace", META_KEY)
+        self.schema = pl.from_arrow(self.file.schema_arrow.empty_table()).schema
+        self.columns = list(self.schema.names())
+        self.height = self.file.metadata.num_rows
+
+    def get(self, name: str) -> pa.ChunkedArray:
+        try:
+            return self.file.read(columns=[name]).column(0)
+        except (pa.ArrowException, OSError) as e:
+            raise UserError(f"trace {self.path}: not a readable Parquet file ({str(e).splitlines()[0]})") from None
+
+
+def numeric_columns(columns: list[str], models: list[str]) -> list[str]:
+    """The trace's numeric columns that are present, in the order they are checked."""
+    names = ["request_id", "arrival_s", "prompt_tokens"] + [col(f, m) for m in models for f in PER_MODEL]
+    return [n for n in names if n in columns]
+
+
+def check_schema(src, models: list[str], where: str) -> None:
+    """The checks that need only the column names and types; a one-line :class:`UserError` for the first problem."""
+    if src.height == 0:
         raise UserError(f"{where}: the trace has zero rows")
     check_model_names(models, where)
     for name in ("request_id", "arrival_s", "group"):
-        if name not in df.columns:
+        if name not in src.columns:
             raise UserError(f"{where}: missing required column {name!r}")
     # any per-model column (not only sat__) naming an undeclared model is refused, so none is silently ignored
-    in_cols = [c.split("__", 1) for c in df.columns if c.split("__", 1)[0] in PER_MODEL and "__" in c]
+    in_cols = [c.split("__", 1) for c in src.columns if c.split("__", 1)[0] in PER_MODEL and "__" in c]
     extra = list(dict.fromkeys(m for _, m in in_cols if m not in models))
     if extra:
         first = next(f"{f}__{m}" for f, m in in_cols if m == extra[0])
@@ -134,44 +169,57 @@ def validate_frame(df: pl.DataFrame, models: list[str], where: str) -> None:
                         f"(declared by the metadata or by 'sat__<model>' columns: {list(models)})")
     for m in models:
         for family, required in PER_MODEL.items():
-            if required and col(family, m) not in df.columns:
+            if required and col(family, m) not in src.columns:
                 raise UserError(f"{where}: missing column {col(family, m)!r} for model {m!r}")
-        if not any(col(f, m) in df.columns for f in COST_FAMILIES):
+        if not any(col(f, m) in src.columns for f in COST_FAMILIES):
             raise UserError(f"{where}: model {m!r} has neither 'energy_j__{m}' nor 'cost_usd__{m}'")
-    numeric = ["request_id", "arrival_s", "prompt_tokens"] + [
-        col(f, m) for m in models for f in PER_MODEL
-    ]
-    for name in numeric:
-        if name not in df.columns:
-            continue
-        s = df[name]
-        if not s.dtype.is_numeric():
-            raise UserError(f"{where}: column {name!r} must be numeric, found {s.dtype}")
-        if s.null_count():
-            raise UserError(f"{where}: column {name!r} has {s.null_count()} missing value(s)")
-        if s.dtype.is_float():
-            bad = (~s.is_finite()).sum()
-            if bad:
-                raise UserError(f"{where}: column {name!r} has {bad} NaN or infinite value(s)")
-        if (s < 0).any():
-            raise UserError(f"{where}: column {name!r} has negative value(s), first at row {int((s < 0).arg_true()[0])}")
-        if name != "request_id" and (s > MAX_VALUE).any():
-            raise UserError(f"{where}: column {name!r} has value(s) above {MAX_VALUE:g}, first at row "
-                            f"{int((s > MAX_VALUE).arg_true()[0])} (times, costs and tokens must be plausible)")
-    rid = df["request_id"]
-    if rid.dtype.is_float() and ((rid != rid.floor()).any() or (rid.abs() >= 2.0**53).any()):
+    for name in numeric_columns(src.columns, models):
+        if not src.schema[name].is_numeric():
+            raise UserError(f"{where}: column {name!r} must be numeric, found {src.schema[name]}")
+
+
+def check_values(name: str, column: pa.ChunkedArray, where: str) -> np.ndarray:
+    """The value checks of one numeric column (no missing, NaN, negative or implausible values); its values."""
+    if column.null_count:
+        raise UserError(f"{where}: column {name!r} has {column.null_count} missing value(s)")
+    a = column.to_numpy()
+    if a.dtype.kind == "f":
+        bad = int(np.count_nonzero(~np.isfinite(a)))
+        if bad:
+            raise UserError(f"{where}: column {name!r} has {bad} NaN or infinite value(s)")
+    if (a < 0).any():
+        raise UserError(f"{where}: column {name!r} has negative value(s), first at row {int(np.argmax(a < 0))}")
+    if name != "request_id" and (a > MAX_VALUE).any():
+        raise UserError(f"{where}: column {name!r} has value(s) above {MAX_VALUE:g}, first at row "
+                        f"{int(np.argmax(a > MAX_VALUE))} (times, costs and tokens must be plausible)")
+    if name == "request_id" and a.dtype.kind == "f" and ((a != np.floor(a)).any() or (a >= 2.0**53).any()):
         raise UserError(f"{where}: column 'request_id' must hold whole numbers (it is read as int64)")
-    for m in models:
-        for family in ("sat", "p_true", "pred"):
-            name = col(family, m)
-            if name in df.columns and (df[name] > 1).any():
-                raise UserError(f"{where}: column {name!r} must lie in [0, 1]")
-    if df["request_id"].n_unique() != df.height:
+    if name.split("__", 1)[0] in ("sat", "p_true", "pred") and (a > 1).any():
+        raise UserError(f"{where}: column {name!r} must lie in [0, 1]")
+    return a
+
+
+def check_request_ids(rid: np.ndarray, where: str) -> None:
+    # increasing ids (every trace this tool writes) are unique without sorting 10^7 values
+    if not (rid[1:] > rid[:-1]).all() and np.unique(rid).size != rid.size:
         raise UserError(f"{where}: column 'request_id' has duplicated values")
-    arr = df["arrival_s"].to_numpy()
-    if len(arr) > 1 and np.any(np.diff(arr) < 0):
-        i = int(np.argmax(np.diff(arr) < 0)) + 1
+
+
+def check_arrivals(arr: np.ndarray, where: str) -> None:
+    late = arr[1:] < arr[:-1]
+    if late.any():
+        i = int(np.argmax(late)) + 1
         raise UserError(f"{where}: arrivals are not sorted: row {i} arrives at {arr[i]} s, before row {i - 1} at {arr[i - 1]} s")
+
+
+def validate_frame(df: pl.DataFrame, models: list[str], where: str) -> None:
+    """Raise a one-line :class:`UserError` naming the first problem found in a trace table."""
+    src = FrameColumns(df)
+    check_schema(src, models, where)
+    for name in numeric_columns(src.columns, models):
+        check_values(name, src.get(name), where)
+    check_request_ids(df["request_id"].to_numpy(), where)
+    check_arrivals(df["arrival_s"].to_numpy(), where)
 
 
 def write_parquet(table: pa.Table, path: str | Path, meta_key: bytes, meta: dict) -> None:
@@ -181,11 +229,11 @@ def write_parquet(table: pa.Table, path: str | Path, meta_key: bytes, meta: dict
         pq.write_table(table, tmp, compression="zstd", write_page_checksum=True)
 
 
-def read_parquet(path: str | Path, what: str, meta_key: bytes, hint: str = "") -> tuple[pa.Table, dict]:
-    """Read a Parquet file written by :func:`write_parquet`; every I/O or format problem is a :class:`UserError`.
+def open_parquet(path: str | Path, what: str, meta_key: bytes, hint: str = "") -> tuple[pq.ParquetFile, dict]:
+    """Open a Parquet file written by :func:`write_parquet`; every I/O or format problem is a :class:`UserError`.
 
-    Pages are checksum-verified, so a damaged file is an error rather than wrong data. ``meta`` is {} for a
-    file without our metadata (for example one written by another tool).
+    Pages are checksum-verified when read, so a damaged file is an error rather than wrong data. ``meta`` is {}
+    for a file without our metadata (for example one written by another tool).
     """
     p = Path(path)
     if not p.exists():
@@ -193,10 +241,10 @@ def read_parquet(path: str | Path, what: str, meta_key: bytes, hint: str = "") -
     if p.is_dir():
         raise UserError(f"{what} {path}: is a directory, expected a Parquet file")
     try:
-        table = pq.read_table(p, page_checksum_verification=True)
+        file = pq.ParquetFile(p, page_checksum_verification=True)
     except (pa.ArrowException, OSError) as e:
         raise UserError(f"{what} {path}: not a readable Parquet file ({str(e).splitlines()[0]}){hint}") from None
-    raw = (table.schema.metadata or {}).get(meta_key)
+    raw = (file.schema_arrow.metadata or {}).get(meta_key)
     meta = {}
     if raw is not None:
         try:
@@ -205,7 +253,16 @@ def read_parquet(path: str | Path, what: str, meta_key: bytes, hint: str = "") -
             raise UserError(f"{what} {path}: corrupt '{meta_key.decode()}' metadata") from None
         if meta.get("format_version", 0) > FORMAT_VERSION:
             raise UserError(f"{what} {path}: format version {meta['format_version']} is newer than this simulator ({FORMAT_VERSION})")
-    return table, meta
+    return file, meta
+
+
+def read_parquet(path: str | Path, what: str, meta_key: bytes, hint: str = "") -> tuple[pa.Table, dict]:
+    """The whole table of :func:`open_parquet`'s file, and its metadata."""
+    file, meta = open_parquet(path, what, meta_key, hint)
+    try:
+        return file.read(), meta
+    except (pa.ArrowException, OSError) as e:
+        raise UserError(f"{what} {path}: not a readable Parquet file ({str(e).splitlines()[0]}){hint}") from None
 
 
 def write_trace(df: pl.DataFrame, path: str | Path, models: list[str], provenance: dict, cost_unit: str = "J") -> None:
@@ -250,53 +307,87 @@ def embedding_csr(emb: pl.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray, i
     return indptr, index, arr.ravel(), d
 
 
+def group_codes(group: pa.ChunkedArray) -> tuple[np.ndarray, list[str]]:
+    """int32 codes into the sorted group names; dictionary-encoded by Arrow, so 10^7 strings are never Python."""
+    if not (pa.types.is_string(group.type) or pa.types.is_large_string(group.type)):
+        group = pl.from_arrow(group).cast(pl.Utf8).to_arrow()
+        group = group if isinstance(group, pa.ChunkedArray) else pa.chunked_array([group])
+    encoded = group.dictionary_encode()
+    names = encoded.chunk(0).dictionary.to_pylist() if encoded.num_chunks else []
+    order = sorted(range(len(names)), key=names.__getitem__)
+    rank = np.empty(len(names), np.int32)
+    rank[order] = np.arange(len(names), dtype=np.int32)
+    codes = np.empty(len(group), np.int32)
+    at = 0
+    for chunk in encoded.chunks:
+        codes[at:at + len(chunk)] = rank[chunk.indices.to_numpy()]
+        at += len(chunk)
+    return codes, [names[i] for i in order]
+
+
 def from_frame(df: pl.DataFrame, models: list[str], *, path: str = "<memory>", cost_unit: str = "J",
                provenance: dict | None = None, objective: str = "energy_j") -> Trace:
-    validate_frame(df, models, path)
-    if objective not in COST_FAMILIES:
-        raise UserError(f"objective {objective!r} must be one of {list(COST_FAMILIES)}")
-
-    def matrix(family: str) -> np.ndarray | None:
-        names = [col(family, m) for m in models]
-        if not all(n in df.columns for n in names):
-            return None
-        out = np.empty((df.height, len(names)))  # filled column by column: one (T, M) allocation, no temporaries
-        for i, name in enumerate(names):
-            out[:, i] = df[name].to_numpy()
-        return out
-
-    cost = matrix(objective)
-    if cost is None:
-        raise UserError(f"{path}: the objective is {objective!r} but the trace lacks '{objective}__<model>' columns")
-    group = df["group"].cast(pl.Utf8)
-    group_names = sorted(group.unique().to_list())
-    groups = group.replace_strict({g: i for i, g in enumerate(group_names)}, return_dtype=pl.Int32).to_numpy()
-    if "embedding" in df.columns:
-        indptr, index, value, dim = embedding_csr(df["embedding"])
-    elif "text" in df.columns:
-        indptr, index, value = hash_tokens(df["text"])
-        dim = HASH_DIM
-    else:
-        indptr, index, value, dim = np.zeros(df.height + 1, np.int64), np.zeros(0, np.int32), np.zeros(0), HASH_DIM
-    features = RequestFeatures(
-        groups=np.ascontiguousarray(groups, dtype=np.int32), group_names=group_names,
-        token_indptr=indptr, token_index=index, token_value=value, feature_dim=dim, pred=matrix("pred"),
-        prompt_tokens=df["prompt_tokens"].to_numpy().astype(np.float64) if "prompt_tokens" in df.columns else None,
-    )
-    # with energy as the objective, cost and energy are the same columns: share one matrix
-    outcomes = Outcomes(sat=matrix("sat"), cost=cost, energy_j=cost if objective == "energy_j" else matrix("energy_j"),
-                        latency_s=matrix("latency_s"), p_true=matrix("p_true"), output_tokens=matrix("output_tokens"))
-    return Trace(path=path, models=list(models), request_id=df["request_id"].to_numpy().astype(np.int64),
-                 arrival_s=df["arrival_s"].to_numpy().astype(np.float64), features=features,
-                 outcomes=outcomes, cost_unit="USD" if objective == "cost_usd" else cost_unit,
-                 provenance=provenance or {})
+    return build(FrameColumns(df), models, path=path, cost_unit=cost_unit, provenance=provenance, objective=objective)
 
 
 def load_trace(path: str | Path, objective: str = "energy_j") -> Trace:
-    df, meta = read_table(path)
-    models = meta.get("models") or models_in_columns(df.columns)
-    return from_frame(df, models, path=str(path), cost_unit=meta.get("cost_unit", "J"),
-                      provenance=meta.get("provenance", {}), objective=objective)
+    src = ParquetColumns(path)
+    return build(src, src.meta.get("models") or models_in_columns(src.columns), path=str(path),
+                 cost_unit=src.meta.get("cost_unit", "J"), provenance=src.meta.get("provenance", {}),
+                 objective=objective)
+
+
+def build(src: FrameColumns | ParquetColumns, models: list[str], *, path: str, cost_unit: str = "J",
+          provenance: dict | None = None, objective: str = "energy_j") -> Trace:
+    """Validate the trace column by column while its arrays are built (each column is read once)."""
+    check_schema(src, models, path)
+    if objective not in COST_FAMILIES:
+        raise UserError(f"objective {objective!r} must be one of {list(COST_FAMILIES)}")
+    checked: set[str] = set()
+
+    def column(name: str) -> np.ndarray:
+        a = check_values(name, src.get(name), path)
+        checked.add(name)
+        return a
+
+    def matrix(family: str) -> np.ndarray | None:
+        names = [col(family, m) for m in models]
+        if not all(n in src.columns for n in names):
+            return None
+        out = np.empty((src.height, len(names)))  # filled column by column: one (T, M) allocation, no temporaries
+        for i, name in enumerate(names):
+            out[:, i] = column(name)
+        return out
+
+    request_id = column("request_id").astype(np.int64)
+    check_request_ids(request_id, path)
+    arrival_s = column("arrival_s").astype(np.float64)
+    check_arrivals(arrival_s, path)
+    cost = matrix(objective)
+    if cost is None:
+        raise UserError(f"{path}: the objective is {objective!r} but the trace lacks '{objective}__<model>' columns")
+    # with energy as the objective, cost and energy are the same columns: share one matrix
+    outcomes = Outcomes(sat=matrix("sat"), cost=cost, energy_j=cost if objective == "energy_j" else matrix("energy_j"),
+                        latency_s=matrix("latency_s"), p_true=matrix("p_true"), output_tokens=matrix("output_tokens"))
+    groups, group_names = group_codes(src.get("group"))
+    if "embedding" in src.columns:
+        indptr, index, value, dim = embedding_csr(pl.from_arrow(src.get("embedding")))
+    elif "text" in src.columns and (text := src.get("text")) and pc.max(pc.binary_length(text)).as_py():
+        indptr, index, value = hash_tokens(pl.from_arrow(text))
+        dim = HASH_DIM
+    else:  # no text, or only empty strings; np.zeros takes untouched (shared zero) pages: no memory for it
+        indptr, index, value, dim = np.zeros(src.height + 1, np.int64), np.zeros(0, np.int32), np.zeros(0), HASH_DIM
+    features = RequestFeatures(
+        groups=np.ascontiguousarray(groups, dtype=np.int32), group_names=group_names,
+        token_indptr=indptr, token_index=index, token_value=value, feature_dim=dim, pred=matrix("pred"),
+        prompt_tokens=column("prompt_tokens").astype(np.float64) if "prompt_tokens" in src.columns else None,
+    )
+    for name in numeric_columns(src.columns, models):  # columns this objective does not use are checked too
+        if name not in checked:
+            column(name)
+    return Trace(path=path, models=list(models), request_id=request_id, arrival_s=arrival_s, features=features,
+                 outcomes=outcomes, cost_unit="USD" if objective == "cost_usd" else cost_unit,
+                 provenance=provenance or {})
 
 
 def _per_model(obj, take):
