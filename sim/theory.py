@@ -16,8 +16,9 @@ Public API
 - :func:`bounds` -- every checkable bound for one run, with measured value, margin and tolerance.
 - :func:`guarantees_block` -- a JSON-serialisable ``guarantees`` block for ``summary.json``.
 
-Everything is plain numpy; the only loop over requests is the queue recursion (kept as the literal
-recursion so that it rounds exactly like a sequential simulator does).
+Per-request loops (the queue recursion, kept literal so that it rounds as a sequential simulator does; the
+LP's best responses) are numba kernels; every other per-request sum runs over row chunks of ``ROW_CHUNK``, so
+that a 10^7-request run never makes a (T, M) or length-T temporary (docs/performance.md).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from dataclasses import dataclass
 from statistics import NormalDist
 from typing import Any
 
+import numba as nb
 import numpy as np
 
 __all__ = [
@@ -59,8 +61,10 @@ EPS_PREDICTORS = ("noisy_oracle",)
 FEAS_TOL = 1e-12
 
 _F64_EPS = float(np.finfo(np.float64).eps)
-#: Rows per chunk where a (T, M) temporary would otherwise be made at once.
+#: Rows per chunk where a (T, M) or length-T temporary would otherwise be made at once.
 ROW_CHUNK = 1 << 18
+#: dtype of a routing (model index per request): 2 bytes a request.
+CHOICE = np.int16
 
 
 # --------------------------------------------------------------------------------------------------
@@ -89,13 +93,13 @@ class OfflineOptimum:
     satisfaction: float
     feasible: bool
 
-    def per_request(self, A: np.ndarray) -> np.ndarray:
-        """Expected value of matrix ``A`` (T x M) per request under this randomized routing."""
-        A = np.asarray(A, dtype=np.float64)
-        out = A[np.arange(A.shape[0]), self.choice].copy()
-        if self.split >= 0:
+    def per_request(self, A: np.ndarray, rows: slice = slice(None)) -> np.ndarray:
+        """Expected value of matrix ``A`` (T x M) per request under this randomized routing (for ``rows``)."""
+        lo, hi, _ = rows.indices(len(self.choice))
+        out = _at(A[lo:hi], self.choice[lo:hi]).astype(np.float64)
+        if lo <= self.split < hi:
             t = self.split
-            out[t] = (1.0 - self.split_weight) * A[t, self.choice[t]] + self.split_weight * A[t, self.split_model]
+            out[t - lo] = (1.0 - self.split_weight) * A[t, self.choice[t]] + self.split_weight * A[t, self.split_model]
         return out
 
 
@@ -106,15 +110,89 @@ def _check_matrices(P, E) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError(f"P and E must be T x M matrices of the same shape, got {P.shape} and {E.shape}")
     if P.shape[0] == 0 or P.shape[1] == 0:
         raise ValueError("P and E must have at least one request and one model")
-    if not (np.isfinite(P).all() and np.isfinite(E).all()):
+    if P.shape[1] > np.iinfo(CHOICE).max:
+        raise ValueError(f"at most {np.iinfo(CHOICE).max} models, got {P.shape[1]}")
+    if not (_all_finite(P) and _all_finite(E)):
         raise ValueError("P and E must be finite")
     return P, E
 
 
+def _all_finite(A) -> bool:
+    return all(np.isfinite(A[a:a + ROW_CHUNK]).all() for a in range(0, A.shape[0], ROW_CHUNK))
+
+
+@nb.njit(cache=True, inline="always")
+def _add(total, comp, x):
+    """Neumaier's compensated sum: (total, compensation) after adding x."""
+    y = total + x
+    if abs(total) >= abs(x):
+        comp += (total - y) + x
+    else:
+        comp += (x - y) + total
+    return y, comp
+
+
+@nb.njit(cache=True)
+def _at(A, choice):
+    """A[t, choice[t]] for every row t."""
+    out = np.empty(A.shape[0], A.dtype)
+    for t in range(A.shape[0]):
+        out[t] = A[t, choice[t]]
+    return out
+
+
+@nb.njit(cache=True)
+def _routing_sums(P, E, choice):
+    """(sum_t P[t, choice[t]], sum_t E[t, choice[t]]), compensated."""
+    sp = cp = se = ce = 0.0
+    for t in range(P.shape[0]):
+        sp, cp = _add(sp, cp, P[t, choice[t]])
+        se, ce = _add(se, ce, E[t, choice[t]])
+    return sp + cp, se + ce
+
+
+@nb.njit(cache=True)
+def _best_response(P, E, lam, x):
+    """x[t] = argmin_m E[t, m] - lam * P[t, m] (the first minimum, as numpy's argmin); returns sum_t P[t, x[t]]."""
+    T, M = P.shape
+    total = comp = 0.0
+    for t in range(T):
+        best = 0
+        v_best = E[t, 0] - lam * P[t, 0]
+        for m in range(1, M):
+            v = E[t, m] - lam * P[t, m]
+            if v < v_best:
+                best, v_best = m, v
+        x[t] = best
+        total, comp = _add(total, comp, P[t, best])
+    return total + comp
+
+
+@nb.njit(cache=True)
+def _max_p_routing(P, E, x):
+    """x[t] = the cheapest model (then the lowest index) among those with maximal P[t, :]. Returns (sum_t max P,
+    the largest multiplier at which some request still prefers a model with less P: sup dE / dP)."""
+    T, M = P.shape
+    total = comp = 0.0
+    lam_top = 0.0
+    for t in range(T):
+        best = 0
+        for m in range(1, M):
+            if P[t, m] > P[t, best] or (P[t, m] == P[t, best] and E[t, m] < E[t, best]):
+                best = m
+        x[t] = best
+        total, comp = _add(total, comp, P[t, best])
+        for m in range(M):
+            dp = P[t, best] - P[t, m]
+            if dp > 0.0:
+                r = (E[t, best] - E[t, m]) / dp
+                if r > lam_top:
+                    lam_top = r
+    return total + comp, lam_top
+
+
 def _routing_totals(P, E, choice, split, split_model, w):
-    rows = np.arange(P.shape[0])
-    sp = P[rows, choice].sum()
-    se = E[rows, choice].sum()
+    sp, se = _routing_sums(P, E, choice)
     if split >= 0:
         b = choice[split]
         sp += w * (P[split, split_model] - P[split, b])
@@ -141,48 +219,36 @@ def offline_optimum(P, E, alpha: float, tol: float = 1e-12, max_iter: int = 200)
     P, E = _check_matrices(P, E)
     alpha = float(alpha)
     T, M = P.shape
-    rows = np.arange(T)
 
-    # Max-satisfaction routing: max P, then min E, then the lower index.
-    pmax = P.max(axis=1)
-    x_top = np.argmin(np.where(P == pmax[:, None], E, np.inf), axis=1)
-    s_top = float(pmax.sum())
+    # Max-satisfaction routing: max P, then min E, then the lower index. Above lam_top every request takes it.
+    x_top = np.empty(T, CHOICE)
+    s_top, lam_top = _max_p_routing(P, E, x_top)
     need = alpha * T
     if s_top < need - FEAS_TOL * T:
         sp, se = _routing_totals(P, E, x_top, -1, -1, 0.0)
-        return OfflineOptimum(math.inf, x_top.astype(np.int64), -1, -1, 0.0, se / T, sp / T, False)
+        return OfflineOptimum(math.inf, x_top, -1, -1, 0.0, se / T, sp / T, False)
     need = min(need, s_top)
 
     # Cheapest routing (lam = 0).
-    x0 = np.argmin(E, axis=1)
-    s0 = float(P[rows, x0].sum())
+    x0 = np.empty(T, CHOICE)
+    s0 = _best_response(P, E, 0.0, x0)
     if s0 >= need:
-        return OfflineOptimum(0.0, x0.astype(np.int64), -1, -1, 0.0, float(E[rows, x0].sum()) / T, s0 / T, True)
+        return OfflineOptimum(0.0, x0, -1, -1, 0.0, _routing_sums(P, E, x0)[1] / T, s0 / T, True)
 
-    # Above lam_top every request takes a max-P model; the routing there is x_top. In row chunks, so that
-    # the (T, M) temporaries of a long trace stay small.
-    lam_top = 0.0
-    for a in range(0, T, ROW_CHUNK):
-        b = min(T, a + ROW_CHUNK)
-        dp = pmax[a:b, None] - P[a:b]
-        pos = dp > 0
-        if pos.any():
-            de = E[rows[a:b], x_top[a:b]][:, None] - E[a:b]
-            lam_top = max(lam_top, float((de[pos] / dp[pos]).max()))
     lo, hi = 0.0, (2.0 * lam_top if lam_top > 0 else 1.0)
     x_lo, s_lo, x_hi = x0, s0, x_top
+    x = np.empty(T, CHOICE)
     for _ in range(max_iter):
         if hi - lo <= tol * hi:
             break
         mid = 0.5 * (lo + hi)
         if not lo < mid < hi:
             break
-        x = np.argmin(E - mid * P, axis=1)
-        s = float(P[rows, x].sum())
+        s = _best_response(P, E, mid, x)
         if s >= need:
-            hi, x_hi = mid, x
+            hi, x_hi, x = mid, x, x_hi  # the replaced end's routing is not needed again: reuse its buffer
         else:
-            lo, x_lo, s_lo = mid, x, s
+            lo, x_lo, s_lo, x = mid, x, s, x_lo
 
     # Walk the requests that change inside the bracket along their lower hulls.
     d = np.flatnonzero(x_lo != x_hi)
@@ -214,7 +280,7 @@ def offline_optimum(P, E, alpha: float, tol: float = 1e-12, max_iter: int = 200)
         cur[idx] = nxt
         active[idx] = Pd[idx, nxt] < target[idx]
 
-    choice = x_lo.astype(np.int64).copy()
+    choice = x_lo.copy()
     split, split_model, w, lam = -1, -1, 0.0, lo
     if seg_row:
         row = np.concatenate(seg_row)
@@ -285,8 +351,9 @@ def hindsight_oracle(S, E) -> np.ndarray:
     satisfied the request" (or the cheapest model overall when none did). Non-causal: it reads the labels.
     """
     S, E = _check_matrices(S, E)
-    smax = S.max(axis=1)
-    return np.argmin(np.where(S == smax[:, None], E, np.inf), axis=1).astype(np.int64)
+    x = np.empty(S.shape[0], CHOICE)
+    _max_p_routing(S, E, x)
+    return x
 
 
 def lyapunov_B(alpha: float) -> float:
@@ -299,16 +366,42 @@ def queue_series(s, alpha: float) -> np.ndarray:
 
     The literal recursion (evaluated as ``(Q_t + alpha) - s_t``), so it rounds as a sequential simulator does.
     """
-    s = np.asarray(s, dtype=np.float64).ravel()
-    a = float(alpha)
+    return _queue_recursion(np.asarray(s, dtype=np.float64).ravel(), float(alpha))
+
+
+@nb.njit(cache=True)
+def _queue_recursion(s, a):
     out = np.empty(s.size + 1)
     out[0] = q = 0.0
-    for i, st in enumerate(s.tolist()):
-        q = q + a - st
+    for i in range(s.size):
+        q = q + a - s[i]
         if q < 0.0:
             q = 0.0
         out[i + 1] = q
     return out
+
+
+@nb.njit(cache=True)
+def _worst_drift(Qs, s, alpha):
+    """(argmax_t, max_t) of L(Q_{t+1}) - L(Q_t) - Q_t (alpha - s_t), L = Q^2 / 2 (the first argmax)."""
+    worst, value = 0, -np.inf
+    for t in range(s.size):
+        q0, q1 = Qs[t], Qs[t + 1]
+        x = (q1 - q0) * (q1 + q0) / 2.0 - q0 * (alpha - s[t])
+        if x > value:
+            worst, value = t, x
+    return worst, value
+
+
+def _chunked_sum(f, T: int) -> float:
+    """sum_t of ``f(rows)`` over row chunks (``f`` maps a slice to that chunk's terms): no length-T temporary."""
+    return float(sum(float(np.sum(f(slice(a, min(T, a + ROW_CHUNK))))) for a in range(0, T, ROW_CHUNK)))
+
+
+def _chunked_var(f, T: int, ddof: int = 0) -> float:
+    """Variance of the length-T series ``f(rows)``, two-pass over row chunks."""
+    mean = _chunked_sum(f, T) / T
+    return _chunked_sum(lambda r: (f(r) - mean) ** 2, T) / (T - ddof)
 
 
 def queue_identity(s, alpha: float) -> float:
@@ -436,7 +529,11 @@ def bounds(
     if P is not None:
         P, E = _check_matrices(P, E)
     cost = _series(cost, T, "cost")
-    explored = None if explored is None else _series(explored, T, "explored").astype(bool)
+    if explored is not None:
+        explored = np.asarray(explored).ravel()
+        explored = explored if explored.dtype == np.bool_ else _series(explored, T, "explored").astype(bool)
+        if explored.size != T:
+            raise ValueError(f"explored has length {explored.size}, expected T = {T}")
     p = _series(p_explore, T, "p_explore") if p_explore is not None else exploration_probabilities(c, T)
     eps = _series(pred_error, T, "pred_error")
     dlt = _series(cost_error, T, "cost_error")
@@ -468,7 +565,9 @@ def bounds(
     if Q_T is not None or q_before is not None:
         diffs = [abs(float(Q_T) - QT)] if Q_T is not None else []
         if q_before is not None:
-            diffs.append(float(np.max(np.abs(_series(q_before, T, "q_before") - Qt))))
+            qb = _series(q_before, T, "q_before")
+            diffs.append(max(float(np.max(np.abs(qb[a:a + ROW_CHUNK] - Qt[a:a + ROW_CHUNK])))
+                             for a in range(0, T, ROW_CHUNK)))
         tol_q = 1e-9 * (1.0 + float(Qs.max()))
         out.append(
             _entry(
@@ -484,15 +583,13 @@ def bounds(
         )
 
     # Drift per step: L(Q_{t+1}) - L(Q_t) - Q_t (alpha - s_t) <= B, with L = Q^2 / 2.
-    Q1 = Qs[1:]
-    excess = (Q1 - Qt) * (Q1 + Qt) / 2.0 - Qt * (alpha - s)
-    worst = int(np.argmax(excess))
+    worst, worst_excess = _worst_drift(Qs, s, alpha)
     tol_d = 4.0 * _F64_EPS * (1.0 + float(Qs.max())) ** 2
     out.append(
         _entry(
             "drift_per_step",
             B,
-            float(excess[worst]),
+            float(worst_excess),
             tol_d,
             True,
             "deterministic for s_t in [0, 1]: max_t [L(Q_{t+1}) - L(Q_t) - Q_t(alpha - s_t)] <= B; "
@@ -522,14 +619,14 @@ def bounds(
         why.append("cost estimates E-hat are not exact and no cost-error series was given")
     dpp_ok = not why
 
-    rng = np.arange(T)
-    erange = Eb.max(axis=1) - Eb.min(axis=1)  # per-request E_max - E_min (decision basis)
-    dE = float(erange.mean())
-    eps_sum = float(np.sum(Qt * eps)) if eps is not None else 0.0
+    # per-request E_max - E_min (decision basis), averaged
+    dE = _chunked_sum(lambda r: Eb[r].max(axis=1) - Eb[r].min(axis=1), T) / T
+    eps_sum = _chunked_sum(lambda r: Qt[r] * eps[r], T) if eps is not None else 0.0
     dlt_mean = float(dlt.mean()) if dlt is not None else 0.0
     # Exploration serves model M-1; if it is not the most accurate one, the queue term loses this much.
     if P is not None:
-        gap_top = np.maximum(0.0, P.max(axis=1) - P[:, M - 1])
+        def gap_top(r):
+            return np.maximum(0.0, P[r].max(axis=1) - P[r, M - 1])
     else:
         gap_top = None
 
@@ -541,24 +638,27 @@ def bounds(
         )
     else:
         if opt is None:
-            opt = offline_optimum(P, np.ascontiguousarray(Eb), alpha)
+            opt = offline_optimum(P, Eb, alpha)
         lam = opt.lam if np.isfinite(opt.lam) else 0.0
-        expl_cost = float(np.sum(p * (Eb.sum(axis=1) - Eb.min(axis=1)))) / T
-        expl_queue = float(np.sum(p * Qt * gap_top)) / (V * T)
+        expl_cost = _chunked_sum(lambda r: p[r] * (Eb[r].sum(axis=1) - Eb[r].min(axis=1)), T) / T
+        expl_queue = _chunked_sum(lambda r: p[r] * Qt[r] * gap_top(r), T) / (V * T)
         eps_term = 2.0 * eps_sum / (V * T)
         value = opt.cost + B / V + expl_cost + expl_queue + eps_term + 2.0 * dlt_mean
         # Statistical tolerance: standard errors of (i) the realised per-request cost, (ii) the comparator's
         # queue term sum_t (Q_t/V - lam)(alpha - P*_t)/T, (iii) the outcome noise sum_t (Q_t/V)(P_{m_t} - s_t)/T.
-        sd_cost = float(np.std(cost, ddof=1)) / math.sqrt(T) if T > 1 else 0.0
-        pstar = opt.per_request(P)
-        sd_cmp = math.sqrt(float(np.sum((Qt / V - lam) ** 2)) * float(np.var(pstar))) / T
+        sd_cost = math.sqrt(_chunked_var(lambda r: cost[r], T, ddof=1)) / math.sqrt(T) if T > 1 else 0.0
+        var_pstar = _chunked_var(lambda r: opt.per_request(P, r), T)
+        sd_cmp = math.sqrt(_chunked_sum(lambda r: (Qt[r] / V - lam) ** 2, T) * var_pstar) / T
         if choice is not None:
-            ch = np.asarray(choice, dtype=np.int64).ravel()
-            pm = P[rng, ch]
-            vv = pm * (1.0 - pm)
+            ch = np.asarray(choice).ravel()
+
+            def outcome_var(r):
+                pm = _at(P[r], ch[r])
+                return pm * (1.0 - pm)
         else:
-            vv = np.full(T, 0.25)
-        sd_out = math.sqrt(float(np.sum((Qt / V) ** 2 * vv))) / T
+            def outcome_var(r):
+                return 0.25
+        sd_out = math.sqrt(_chunked_sum(lambda r: (Qt[r] / V) ** 2 * outcome_var(r), T)) / T
         tol_c = z * (sd_cost + sd_cmp + sd_out)
         reason = "; ".join(why) if why else (
             "i.i.d. requests, immediate dense feedback, sequential mode, "
@@ -596,13 +696,13 @@ def bounds(
     q_why = list(why)
     if explored is not None and explored.any():
         if gap_top is not None:
-            extras += float(np.sum(Qt[explored] * gap_top[explored]))
+            extras += _chunked_sum(lambda r: (Qt[r] * gap_top(r))[explored[r]], T)
         else:
             q_ok = False
             q_why.append("exploration happened and P is unknown (cannot bound the exploration queue term)")
     elif explored is None and c > 0:
         if gap_top is not None:
-            extras += float(np.sum(p * Qt * gap_top))  # expected version
+            extras += _chunked_sum(lambda r: p[r] * Qt[r] * gap_top(r), T)  # expected version
         else:
             q_ok = False
             q_why.append("exploration flags and P unknown")
@@ -611,7 +711,7 @@ def bounds(
         q_why.append("alpha is infeasible (mean max_m P < alpha): no policy keeps Q_T / T -> 0")
     base = T * (B + V * dE) + extras
     value_q = math.sqrt(2.0 * base) / T
-    u = math.sqrt(2.0 * math.log(1.0 / delta) * float(np.sum(Qt**2)))
+    u = math.sqrt(2.0 * math.log(1.0 / delta) * _chunked_sum(lambda r: Qt[r] ** 2, T))
     tol_qb = math.sqrt(2.0 * (base + u)) / T - value_q
     out.append(
         _entry(
@@ -633,7 +733,7 @@ def bounds(
         out.append(_entry("exploration_count", math.nan, math.nan, 0.0, False, "no exploration flags"))
     else:
         mu = float(p.sum())
-        var = float(np.sum(p * (1.0 - p)))
+        var = _chunked_sum(lambda r: p[r] * (1.0 - p[r]), T)
         cnt = int(explored.sum())
         if var == 0.0:
             half = 0.5
@@ -713,18 +813,17 @@ def guarantees_block(*, S=None, cache: dict | None = None, **kwargs) -> dict[str
         o = solve(P, E, alpha)
         block.update(opt_cost=o.cost, opt_lambda=o.lam, opt_satisfaction=o.satisfaction, opt_feasible=o.feasible)
         dc = kwargs.get("decision_costs")
-        Eb = np.ascontiguousarray(
-            np.broadcast_to(E.mean(axis=0) if dc is None else np.asarray(dc, dtype=np.float64), E.shape)
-        )
-        ob = o if dc is not None and np.array_equal(Eb, E) else solve(P, Eb, alpha, key=(id(P), tuple(Eb[0]), alpha))
+        # per-model decision costs stay a broadcast (M,) row: no (T, M) copy
+        Eb = np.broadcast_to(E.mean(axis=0) if dc is None else np.asarray(dc, dtype=np.float64), E.shape)
+        key = (id(P), tuple(Eb[0]), alpha) if Eb.strides[0] == 0 else None
+        ob = o if dc is not None and np.array_equal(Eb, E) else solve(P, Eb, alpha, key=key)
         block["opt_cost_decision_basis"] = ob.cost
         kwargs = dict(kwargs, opt=ob)
     if S is not None:
         S = np.asarray(S, dtype=np.float64)
-        h = hindsight_oracle(S, E)
-        rows = np.arange(S.shape[0])
-        block["hindsight_cost"] = float(E[rows, h].mean())
-        block["hindsight_satisfaction"] = float(S[rows, h].mean())
+        sat_h, cost_h = _routing_sums(S, E, hindsight_oracle(S, E))
+        block["hindsight_cost"] = cost_h / S.shape[0]
+        block["hindsight_satisfaction"] = sat_h / S.shape[0]
         oh = solve(S, E, alpha)
         block["hindsight_lp_cost"] = oh.cost if oh.feasible else None
     block["bounds"] = bounds(**kwargs)

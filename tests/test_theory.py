@@ -129,7 +129,7 @@ def test_offline_optimum_matches_linprog():
         alpha = alpha_for(rng, regime, P, E)
         o = offline_optimum(P, E, alpha)
         ref = lp_value_linprog(P, E, alpha)
-        assert o.choice.dtype == np.int64 and o.choice.shape == (P.shape[0],)
+        assert o.choice.dtype == np.int16 and o.choice.shape == (P.shape[0],)
         cost, sat = routing_totals(o, P, E)
         assert abs(cost - o.cost) <= 1e-12 * max(1.0, abs(cost))
         assert abs(sat - o.satisfaction) <= 1e-12
