@@ -421,6 +421,11 @@ class Scenario(Strict):
             raise ValueError("zoo profiles set service times by concurrency, which needs engine.mode: des")
         return self
 
+    @property
+    def profiled(self) -> bool:
+        """Whether service times and energy come from GPU profiles (sim/serving.py), which read token counts."""
+        return self.engine.mode == "des" and (bool(self.gpus) or any(z.profile for z in self.zoo or []))
+
 
 # ---------------------------------------------------------------- loading
 

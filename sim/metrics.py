@@ -67,25 +67,46 @@ def served_outcomes(model, explored, sat, cost):
     return s, c
 
 
+@nb.njit(cache=True, inline="always")
+def _add(total, comp, x):
+    """Neumaier's compensated sum: (total, compensation) after adding x."""
+    y = total + x
+    if abs(total) >= abs(x):
+        comp += (total - y) + x
+    else:
+        comp += (x - y) + total
+    return y, comp
+
+
 @nb.njit(cache=True)
 def paper_convention_cost(c, explored):
-    """The reference code logs, on an exploration step, the previous exploit step's cost (0 before any)."""
-    out = np.empty_like(c)
-    last = 0.0
+    """Total cost as the reference code logs it: on an exploration step, the previous exploit step's cost (0
+    before any)."""
+    total = comp = last = 0.0
     for t in range(c.shape[0]):
-        if explored[t]:
-            out[t] = last
-        else:
+        if not explored[t]:
             last = c[t]
-            out[t] = c[t]
-    return out
+        total, comp = _add(total, comp, last)
+    return total + comp
 
 
-def percentiles(x: np.ndarray) -> dict:
-    x = x[np.isfinite(x)]
+@nb.njit(cache=True)
+def mean_running_satisfaction(s):
+    """The mean over t of the running mean of s up to t (no length-T temporaries)."""
+    running = total = comp = 0.0
+    for t in range(s.shape[0]):
+        running += s[t]  # as numpy's cumsum: left to right
+        total, comp = _add(total, comp, running / (t + 1))
+    return (total + comp) / s.shape[0]
+
+
+def percentiles(scratch: np.ndarray) -> dict:
+    """p50, p95, p99 of the finite values of ``scratch``, which is reordered (pass a temporary)."""
+    finite = np.isfinite(scratch)
+    x = scratch if finite.all() else scratch[finite]
     if len(x) == 0:
         return {"p50": None, "p95": None, "p99": None}
-    p = np.percentile(x, [50, 95, 99])
+    p = np.percentile(x, [50, 95, 99], overwrite_input=True)
     return {"p50": float(p[0]), "p95": float(p[1]), "p99": float(p[2])}
 
 
@@ -120,25 +141,24 @@ def evaluate(trace: Trace, decisions: dict, alpha: float, sequential: bool) -> t
     counts = np.bincount(model, minlength=trace.m)
     exploit = ~explored
     counts_exploit = np.bincount(model[exploit], minlength=trace.m)
-    wait = start - arrival
     summary = {
         "requests": int(n),
         "satisfaction": float(s.mean()),
-        "satisfaction_running_mean": float(np.mean(np.cumsum(s) / np.arange(1, n + 1))),
+        "satisfaction_running_mean": float(mean_running_satisfaction(s)),
         "violation": float(q_after[-1] / n),
         "q_final": float(q_after[-1]),
         "cost": float(c.sum()),
-        "cost_exploit_only": float(c[exploit].sum()),
-        "cost_paper_convention": float(paper_convention_cost(c, explored).sum()),
+        "cost_exploit_only": float(np.sum(c, where=exploit)),
+        "cost_paper_convention": float(paper_convention_cost(c, explored)),
         "energy_j": float(e.sum()) if e is not None else None,
-        "energy_j_exploit_only": float(e[exploit].sum()) if e is not None else None,
+        "energy_j_exploit_only": float(np.sum(e, where=exploit)) if e is not None else None,
         "explorations": int(explored.sum()),
         "expected_explorations": float(decisions["p_explore"].sum()),
         "call_ratio": {name: float(counts[i] / n) for i, name in enumerate(trace.models)},
         "call_ratio_exploit": {name: float(counts_exploit[i] / max(1, exploit.sum())) for i, name in enumerate(trace.models)},
         "feedback_delivered": int(np.isfinite(fb).sum()),
         "latency_s": percentiles(end - arrival),
-        "wait_s": percentiles(wait),
+        "wait_s": percentiles(start - arrival),
     }
     return cols, summary
 

@@ -38,16 +38,17 @@ from .trace import Trace, check_model_names, from_frame, load_trace, select_mode
 
 def build_trace(scenario: cfg.Scenario) -> Trace:
     src = scenario.trace
+    drop = () if scenario.profiled else ("prompt_tokens", "output_tokens")  # read only by GPU profiles
     if src.synth is not None:
         df, models = synth_frame(src.synth, scenario.seed)
         trace = from_frame(df, models, path="<synth>", provenance=synth_provenance(src.synth, scenario.seed),
-                           objective=scenario.objective)
+                           objective=scenario.objective, drop=drop)
     elif src.recipe is not None:
         from .importers.recipe import build_recipe_trace
 
-        trace = build_recipe_trace(src.recipe, scenario.seed, objective=scenario.objective)
+        trace = build_recipe_trace(src.recipe, scenario.seed, objective=scenario.objective, drop=drop)
     else:
-        trace = load_trace(src.path, objective=scenario.objective)
+        trace = load_trace(src.path, objective=scenario.objective, drop=drop)
     trace = select_zoo(trace, scenario)
     if scenario.events:  # rate changes and degradations are trace transforms (sim/events.py)
         trace = apply_trace_events(trace, scenario)
@@ -118,7 +119,6 @@ def simulate_scenario(scenario: cfg.Scenario, trace: Trace | None = None,
     occupancy = []
     avail = availability(trace, scenario) if scenario.events else None
     lp_cache: dict = {}  # offline optima shared by the policies' guarantees (same trace, same alpha)
-    profiled = not sequential and (bool(scenario.gpus) or any(z.profile for z in scenario.zoo or []))
     for policy in scenario.policies:
         label = policy.label
         # Every policy gets the same draws (they depend on the seed only); they are made per policy so that
@@ -135,7 +135,7 @@ def simulate_scenario(scenario: cfg.Scenario, trace: Trace | None = None,
                 tick(trace.n)
         else:
             serving, ptrace = None, trace
-            if profiled:  # service times and energy depend on the load, so every policy gets its own copy
+            if scenario.profiled:  # service times and energy depend on the load, so every policy gets its own copy
                 cost = o.cost.copy()
                 energy = cost if scenario.objective == "energy_j" else (None if o.energy_j is None else o.energy_j.copy())
                 ptrace = replace(trace, outcomes=replace(o, cost=cost, energy_j=energy))

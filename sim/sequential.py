@@ -44,7 +44,7 @@ def run_sequential(router: Router, sat: np.ndarray, cost: np.ndarray, feedback_m
     """Route every request of the trace; returns the decision columns (outcomes are joined by the caller)."""
     n = sat.shape[0]
     out = {
-        "model": np.zeros(n, np.int64), "explored": np.zeros(n, np.bool_), "p_explore": np.zeros(n),
+        "model": np.zeros(n, np.int16), "explored": np.zeros(n, np.bool_), "p_explore": np.zeros(n),
         "q_tracked": np.zeros(n), "s_hat": np.zeros(n),
     }
     _run(sat, cost, feedback_mask, router.ip, router.fp, router.q_tracked, router.ehat, router.ecount, router.plan,

@@ -135,6 +135,7 @@ def flatten(obj: Any, prefix: str = "", out: dict | None = None) -> dict:
 
 def trace_key(scenario: cfg.Scenario) -> str:
     dump = scenario.model_dump(mode="json", exclude=NOT_IN_TRACE)
+    dump["profiled"] = scenario.profiled  # without GPU profiles the trace leaves out token counts
     return hashlib.sha256(canonical(dump).encode()).hexdigest()[:16]
 
 

@@ -326,20 +326,25 @@ def group_codes(group: pa.ChunkedArray) -> tuple[np.ndarray, list[str]]:
 
 
 def from_frame(df: pl.DataFrame, models: list[str], *, path: str = "<memory>", cost_unit: str = "J",
-               provenance: dict | None = None, objective: str = "energy_j") -> Trace:
-    return build(FrameColumns(df), models, path=path, cost_unit=cost_unit, provenance=provenance, objective=objective)
+               provenance: dict | None = None, objective: str = "energy_j", drop: tuple[str, ...] = ()) -> Trace:
+    return build(FrameColumns(df), models, path=path, cost_unit=cost_unit, provenance=provenance, objective=objective,
+                 drop=drop)
 
 
-def load_trace(path: str | Path, objective: str = "energy_j") -> Trace:
+def load_trace(path: str | Path, objective: str = "energy_j", drop: tuple[str, ...] = ()) -> Trace:
     src = ParquetColumns(path)
     return build(src, src.meta.get("models") or models_in_columns(src.columns), path=str(path),
                  cost_unit=src.meta.get("cost_unit", "J"), provenance=src.meta.get("provenance", {}),
-                 objective=objective)
+                 objective=objective, drop=drop)
 
 
 def build(src: FrameColumns | ParquetColumns, models: list[str], *, path: str, cost_unit: str = "J",
-          provenance: dict | None = None, objective: str = "energy_j") -> Trace:
-    """Validate the trace column by column while its arrays are built (each column is read once)."""
+          provenance: dict | None = None, objective: str = "energy_j", drop: tuple[str, ...] = ()) -> Trace:
+    """Validate the trace column by column while its arrays are built (each column is read once).
+
+    ``drop`` names columns or per-model families (``prompt_tokens``, ``output_tokens``) that the run never
+    reads: they are validated like the others, but not kept.
+    """
     check_schema(src, models, path)
     if objective not in COST_FAMILIES:
         raise UserError(f"objective {objective!r} must be one of {list(COST_FAMILIES)}")
@@ -352,7 +357,7 @@ def build(src: FrameColumns | ParquetColumns, models: list[str], *, path: str, c
 
     def matrix(family: str) -> np.ndarray | None:
         names = [col(family, m) for m in models]
-        if not all(n in src.columns for n in names):
+        if family in drop or not all(n in src.columns for n in names):
             return None
         out = np.empty((src.height, len(names)))  # filled column by column: one (T, M) allocation, no temporaries
         for i, name in enumerate(names):
@@ -380,7 +385,8 @@ def build(src: FrameColumns | ParquetColumns, models: list[str], *, path: str, c
     features = RequestFeatures(
         groups=np.ascontiguousarray(groups, dtype=np.int32), group_names=group_names,
         token_indptr=indptr, token_index=index, token_value=value, feature_dim=dim, pred=matrix("pred"),
-        prompt_tokens=column("prompt_tokens").astype(np.float64) if "prompt_tokens" in src.columns else None,
+        prompt_tokens=column("prompt_tokens").astype(np.float64)
+        if "prompt_tokens" in src.columns and "prompt_tokens" not in drop else None,
     )
     for name in numeric_columns(src.columns, models):  # columns this objective does not use are checked too
         if name not in checked:

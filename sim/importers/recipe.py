@@ -41,7 +41,7 @@ def _check_exists(path: str, what: str) -> str:
     return str(p)
 
 
-def build_recipe_trace(recipe, seed: int, objective: str = "energy_j") -> Trace:
+def build_recipe_trace(recipe, seed: int, objective: str = "energy_j", drop: tuple[str, ...] = ()) -> Trace:
     """Import and compose the recipe's files in a temporary directory; return the loaded trace."""
     o, a, prof = recipe.outcomes, recipe.arrivals, recipe.profile
     _check_exists(o.path, "outcomes.path")
@@ -76,7 +76,7 @@ def build_recipe_trace(recipe, seed: int, objective: str = "energy_j") -> Trace:
                     concurrency=prof.concurrency if prof is not None else 1.0, log=notes.append)
         elif recipe.time_scale != 1.0 or recipe.rows is not None:
             raise UserError("trace.recipe: time_scale and rows need 'arrivals' (without them requests arrive 1 per s)")
-        trace = load_trace(final, objective=objective)
+        trace = load_trace(final, objective=objective, drop=drop)
     trace.path = f"<recipe: {o.path}" + (f" + {a.path}" if a is not None else "") + ">"
     prov = dict(trace.provenance)
     prov["recipe"] = {"notes": notes, "temporary_files": "removed"}
