@@ -180,7 +180,9 @@ def request_frame(policy: str, trace: Trace, cols: dict, rows: slice | None = No
     group_codes = trace.features.groups
     qb = q_before(cols["q_after"], rows)
     if rows is not None:
-        cols = {k: None if v is None else v[rows] for k, v in cols.items()}
+        # copies, not views: polars keeps a reference to the arrays of the last frame it exported to Arrow, and a
+        # view would keep the whole column alive (10^7-request runs)
+        cols = {k: None if v is None else v[rows].copy() for k, v in cols.items()}
         group_codes = group_codes[rows]
     n = len(cols["request_id"])
     energy = cols["energy_j"] if cols["energy_j"] is not None else np.full(n, np.nan)

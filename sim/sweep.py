@@ -308,13 +308,20 @@ WARM_SCENARIO = {
 
 
 def warm_numba() -> None:
-    """Compile (or load from the on-disk cache) every kernel a run uses, in both engine modes."""
-    from .runner import simulate_scenario
+    """Compile (or load from the on-disk cache) every kernel a run uses, in both engine modes, for 0/1 labels
+    (stored as uint8) and for fractional ones (float64): each is its own compiled variant."""
+    from dataclasses import replace
+
+    from .runner import build_trace, simulate_scenario
 
     for mode in ("des", "sequential"):
         raw = copy.deepcopy(WARM_SCENARIO)
         raw["engine"]["mode"] = mode
-        simulate_scenario(cfg.validate_scenario(raw, "warm-up"))
+        scenario = cfg.validate_scenario(raw, "warm-up")
+        trace = build_trace(scenario)
+        fractional = replace(trace.outcomes, sat=trace.outcomes.sat * 0.5)
+        for t in (trace, replace(trace, outcomes=fractional)):
+            simulate_scenario(scenario, t)
 
 
 # ---------------------------------------------------------------- the sweep

@@ -104,7 +104,8 @@ class OfflineOptimum:
 
 
 def _check_matrices(P, E) -> tuple[np.ndarray, np.ndarray]:
-    P = np.asarray(P, dtype=np.float64)
+    # 0/1 labels stored as uint8 (sim/trace.py) are read as they are: a float64 copy would be 8 bytes a label
+    P = P if isinstance(P, np.ndarray) and P.dtype == np.uint8 else np.asarray(P, dtype=np.float64)
     E = np.asarray(E, dtype=np.float64)
     if P.ndim != 2 or P.shape != E.shape:
         raise ValueError(f"P and E must be T x M matrices of the same shape, got {P.shape} and {E.shape}")
@@ -195,7 +196,7 @@ def _routing_totals(P, E, choice, split, split_model, w):
     sp, se = _routing_sums(P, E, choice)
     if split >= 0:
         b = choice[split]
-        sp += w * (P[split, split_model] - P[split, b])
+        sp += w * (float(P[split, split_model]) - float(P[split, b]))
         se += w * (E[split, split_model] - E[split, b])
     return float(sp), float(se)
 
@@ -252,7 +253,7 @@ def offline_optimum(P, E, alpha: float, tol: float = 1e-12, max_iter: int = 200)
 
     # Walk the requests that change inside the bracket along their lower hulls.
     d = np.flatnonzero(x_lo != x_hi)
-    Pd, Ed = P[d], E[d]
+    Pd, Ed = P[d].astype(np.float64), E[d]
     nd = d.size
     cur = x_lo[d].copy()
     target = Pd[np.arange(nd), x_hi[d]]
@@ -626,7 +627,7 @@ def bounds(
     # Exploration serves model M-1; if it is not the most accurate one, the queue term loses this much.
     if P is not None:
         def gap_top(r):
-            return np.maximum(0.0, P[r].max(axis=1) - P[r, M - 1])
+            return np.maximum(0.0, P[r].max(axis=1).astype(np.float64) - P[r, M - 1])
     else:
         gap_top = None
 
@@ -820,7 +821,7 @@ def guarantees_block(*, S=None, cache: dict | None = None, **kwargs) -> dict[str
         block["opt_cost_decision_basis"] = ob.cost
         kwargs = dict(kwargs, opt=ob)
     if S is not None:
-        S = np.asarray(S, dtype=np.float64)
+        S, _ = _check_matrices(S, E)
         sat_h, cost_h = _routing_sums(S, E, hindsight_oracle(S, E))
         block["hindsight_cost"] = cost_h / S.shape[0]
         block["hindsight_satisfaction"] = sat_h / S.shape[0]

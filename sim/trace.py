@@ -82,7 +82,7 @@ class RequestFeatures:
 class Outcomes:
     """What happens when a model serves a request. Read by the evaluator, the feedback channel and oracles."""
 
-    sat: np.ndarray  # (T, M) realised satisfaction, 0/1 or a probability
+    sat: np.ndarray  # (T, M) realised satisfaction: uint8 when every label is 0 or 1, else float64 in [0, 1]
     cost: np.ndarray  # (T, M) objective cost (energy in J, or USD)
     energy_j: np.ndarray | None
     latency_s: np.ndarray  # (T, M) service time when run alone
@@ -364,6 +364,18 @@ def build(src: FrameColumns | ParquetColumns, models: list[str], *, path: str, c
             out[:, i] = column(name)
         return out
 
+    def labels() -> np.ndarray:
+        """``sat`` as uint8 when every label is 0 or 1 (1 byte a label instead of 8), else float64."""
+        out = np.empty((src.height, len(models)), np.uint8)
+        for i, m in enumerate(models):
+            a = column(col("sat", m))
+            if out.dtype == np.uint8 and not ((a == 0) | (a == 1)).all():
+                wide = np.empty(out.shape)
+                wide[:, :i] = out[:, :i]
+                out = wide
+            out[:, i] = a
+        return out
+
     request_id = column("request_id").astype(np.int64)
     check_request_ids(request_id, path)
     arrival_s = column("arrival_s").astype(np.float64)
@@ -372,7 +384,7 @@ def build(src: FrameColumns | ParquetColumns, models: list[str], *, path: str, c
     if cost is None:
         raise UserError(f"{path}: the objective is {objective!r} but the trace lacks '{objective}__<model>' columns")
     # with energy as the objective, cost and energy are the same columns: share one matrix
-    outcomes = Outcomes(sat=matrix("sat"), cost=cost, energy_j=cost if objective == "energy_j" else matrix("energy_j"),
+    outcomes = Outcomes(sat=labels(), cost=cost, energy_j=cost if objective == "energy_j" else matrix("energy_j"),
                         latency_s=matrix("latency_s"), p_true=matrix("p_true"), output_tokens=matrix("output_tokens"))
     groups, group_names = group_codes(src.get("group"))
     if "embedding" in src.columns:
