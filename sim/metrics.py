@@ -16,21 +16,19 @@ from .trace import Trace
 
 @nb.njit(cache=True)
 def queue_series(s, alpha):
-    """Q_{t+1} = max(0, Q_t + alpha - s_t), returned as (Q before t, Q after t).
+    """Q_{t+1} = max(0, Q_t + alpha - s_t): Q after each request (:func:`q_before` gives Q before each).
 
     Evaluated without accumulating rounding: since Q last hit 0, Q = k * alpha - (s summed over those k
     requests), the sum compensated (Neumaier). With 0/1 labels the sum is an exact integer, so Q is within
     one rounding of exact at any horizon, where the literal recursion drifts by up to one ulp per request.
     """
     n = s.shape[0]
-    before = np.empty(n)
     after = np.empty(n)
     q = 0.0
     k = 0  # requests since Q was last 0
     total = 0.0  # their satisfaction, summed with compensation
     comp = 0.0
     for t in range(n):
-        before[t] = q
         x = s[t]
         y = total + x
         if abs(total) >= abs(x):
@@ -46,14 +44,15 @@ def queue_series(s, alpha):
             total = 0.0
             comp = 0.0
         after[t] = q
-    return before, after
+    return after
 
 
 @nb.njit(cache=True)
 def served_outcomes(model, explored, sat, cost):
-    """Realised satisfaction and cost per request; an exploration pays for every model."""
+    """Realised satisfaction (in the labels' dtype: uint8 for 0/1 labels) and cost per request; an exploration
+    pays for every model."""
     n, m = sat.shape
-    s = np.empty(n)
+    s = np.empty(n, sat.dtype)
     c = np.empty(n)
     for t in range(n):
         s[t] = sat[t, model[t]]
@@ -124,7 +123,7 @@ def evaluate(trace: Trace, decisions: dict, alpha: float, sequential: bool) -> t
         e = c
     else:
         e = served_outcomes(model, explored, out.sat, out.energy_j)[1] if out.energy_j is not None else None
-    q_after = queue_series(s, alpha)[1]
+    q_after = queue_series(s, alpha)
     n = trace.n
     arrival = trace.arrival_s
     if sequential:
@@ -187,7 +186,8 @@ def request_frame(policy: str, trace: Trace, cols: dict, rows: slice | None = No
     n = len(cols["request_id"])
     energy = cols["energy_j"] if cols["energy_j"] is not None else np.full(n, np.nan)
     df = pl.DataFrame({"policy": pl.repeat(policy, n, dtype=pl.Utf8, eager=True),
-                       **cols, "energy_j": energy, "q_before": qb, "wait_s": cols["start_s"] - cols["arrival_s"]})
+                       **cols, "energy_j": energy, "q_before": qb, "wait_s": cols["start_s"] - cols["arrival_s"],
+                       "sat": cols["sat"].astype(np.float64, copy=False)})
     return df.with_columns(
         pl.Series("model", np.asarray(trace.models)[cols["model_index"]], dtype=names),
         pl.Series("group", np.asarray(trace.features.group_names)[group_codes], dtype=groups),

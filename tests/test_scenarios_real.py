@@ -188,14 +188,16 @@ def test_recovery_definition():
     arrival = np.arange(10.0)
     s_alpha = 0.5
     sat = np.array([1, 1, 0, 0, 0, 0, 0, 0, 1, 1], float)
-    from sim.metrics import queue_series
+    from sim.metrics import q_before, queue_series
 
-    qb, qa = queue_series(sat, s_alpha)
+    qa = queue_series(sat, s_alpha)
+    qb = q_before(qa)
     ev = [cfg.ScenarioEvent(at_s=2, action="scale_rate", factor=1.0)]
     r = recovery(arrival, qb, qa, ev, tolerance=1.0)[0]
     assert r["disturbed"] and r["q_peak"] == pytest.approx(3.0) and r["recovery_s"] is None
     sat2 = np.array([1, 1, 0, 0, 0, 1, 1, 1, 1, 1], float)
-    qb, qa = queue_series(sat2, s_alpha)
+    qa = queue_series(sat2, s_alpha)
+    qb = q_before(qa)
     r = recovery(arrival, qb, qa, ev, tolerance=1.0)[0]
     assert r["disturbed"] and r["recovery_s"] == pytest.approx(3.0)  # peak 1.5 at t = 4, back to 1.0 at t = 5
 
