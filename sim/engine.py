@@ -258,4 +258,8 @@ def simulate(router: Router, arrival_s: np.ndarray, latency_s: np.ndarray, cost:
     result = None
     if record_occupancy:
         result = occ.result() if occupancy_sink is None else (occ.compact() or None)
+    # The callbacks above call each other, so their closures form reference cycles that would keep every
+    # column alive until the garbage collector's next pass; break them, so that a column goes as soon as the
+    # caller drops it (10^7-request runs, docs/performance.md).
+    deliver_and_decide = log = start = on_part_done = on_feedback = dispatch = None  # noqa: F811
     return out, result
