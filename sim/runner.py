@@ -32,8 +32,8 @@ from .policies import build_router, describe
 from .rng import stream
 from .sequential import run_sequential
 from .serving import Serving
-from .synth import synth_frame, synth_provenance
-from .trace import Trace, check_model_names, from_frame, load_trace, select_models, subset
+from .synth import synth_columns, synth_provenance
+from .trace import DictColumns, Trace, build, check_model_names, load_trace, select_models, subset
 
 
 
@@ -41,9 +41,9 @@ def build_trace(scenario: cfg.Scenario) -> Trace:
     src = scenario.trace
     drop = () if scenario.profiled else ("prompt_tokens", "output_tokens")  # read only by GPU profiles
     if src.synth is not None:
-        df, models = synth_frame(src.synth, scenario.seed)
-        trace = from_frame(df, models, path="<synth>", provenance=synth_provenance(src.synth, scenario.seed),
-                           objective=scenario.objective, drop=drop)
+        cols, models = synth_columns(src.synth, scenario.seed)
+        trace = build(DictColumns(cols), models, path="<synth>", provenance=synth_provenance(src.synth, scenario.seed),
+                      objective=scenario.objective, drop=drop)
     elif src.recipe is not None:
         from .importers.recipe import build_recipe_trace
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
 
 from .config import FileArrivals, GammaArrivals, PoissonArrivals, SynthTrace
 from .errors import UserError
@@ -87,6 +88,15 @@ def group_assignment(spec: SynthTrace, rng: np.random.Generator) -> np.ndarray:
 
 
 def synth_frame(spec: SynthTrace, seed: int) -> tuple[pl.DataFrame, list[str]]:
+    """The synthetic trace as a table (the trace format of traces/README.md)."""
+    cols, models = synth_columns(spec, seed)
+    cols["group"] = pl.from_arrow(cols["group"]).cast(pl.Utf8)  # the trace format's group is a string
+    return pl.DataFrame(cols), models
+
+
+def synth_columns(spec: SynthTrace, seed: int) -> tuple[dict[str, np.ndarray | pl.Series], list[str]]:
+    """The synthetic trace's columns, by name; without text (``tokens: 0``) there is no ``text`` column, and
+    ``group`` is dictionary-encoded (an Arrow ``DictionaryArray``)."""
     n, models = spec.requests, spec.models
     groups = list(spec.groups)
     rng = stream(seed, "synth")
@@ -116,22 +126,20 @@ def synth_frame(spec: SynthTrace, seed: int) -> tuple[pl.DataFrame, list[str]]:
         if spec.output_tokens:
             tokens = spec.output_tokens[m] * lat_length * mean_one_lognormal(rng, spec.latency_cv / 2, n)
             cols[col("output_tokens", m)] = np.maximum(1, np.rint(tokens)).astype(np.int64)
-    text = synth_text(spec, g, d, rng)
-    df = pl.DataFrame({
+    text = synth_text(spec, g, d, rng) if spec.text.tokens else None
+    head = {
         "request_id": np.arange(n, dtype=np.int64),
         "arrival_s": arrival_times(spec.arrivals, n, seed),
-        "group": np.array(groups, dtype=object)[g].astype(str),
-        "text": text,
+        # group names by code: no Python string per request (10^7-request traces)
+        "group": pa.DictionaryArray.from_arrays(pa.array(g.astype(np.int32)), pa.array(groups, pa.string())),
+        **({"text": text} if text is not None else {}),
         "prompt_tokens": np.maximum(1, np.rint(200 * length)).astype(np.int64),
-        **cols,
-    })
-    return df, models
+    }
+    return {**head, **cols}, models
 
 
 def synth_text(spec: SynthTrace, g: np.ndarray, d: np.ndarray, rng: np.random.Generator) -> list[str]:
     k, n = spec.text.tokens, len(g)
-    if k == 0:
-        return [""] * n
     informative = rng.random((n, k)) < spec.text.informative
     is_group = rng.random((n, k)) < 0.5
     noisy_d = d[:, None] + rng.normal(0, 0.5 * spec.difficulty_sigma, (n, k))

@@ -128,6 +128,23 @@ class FrameColumns:
         return pa.chunked_array([self.df[name].to_arrow()])
 
 
+class DictColumns:
+    """Column access to columns by name (numpy arrays, polars Series or Arrow arrays) that the builder may take: each is
+    removed from ``cols`` when read, so that it can go as soon as it has been converted (synthetic traces)."""
+
+    def __init__(self, cols: dict):
+        self.cols, self.columns = cols, list(cols)
+        self.height = len(next(iter(cols.values()))) if cols else 0
+        self.schema = pl.Schema({k: pl.from_arrow(self._arrow(v[:0])).dtype for k, v in cols.items()})
+
+    @staticmethod
+    def _arrow(v) -> pa.Array:
+        return v.to_arrow() if isinstance(v, pl.Series) else v if isinstance(v, pa.Array) else pa.array(v)
+
+    def get(self, name: str) -> pa.ChunkedArray:
+        return pa.chunked_array([self._arrow(self.cols.pop(name))])
+
+
 class ParquetColumns:
     """Column access to a trace file, one column at a time: a 10^7-request trace is never held whole, only the
     arrays built from it and the one column being converted (docs/performance.md)."""
@@ -307,22 +324,29 @@ def embedding_csr(emb: pl.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray, i
     return indptr, index, arr.ravel(), d
 
 
-def group_codes(group: pa.ChunkedArray) -> tuple[np.ndarray, list[str]]:
-    """int32 codes into the sorted group names; dictionary-encoded by Arrow, so 10^7 strings are never Python."""
-    if not (pa.types.is_string(group.type) or pa.types.is_large_string(group.type)):
-        group = pl.from_arrow(group).cast(pl.Utf8).to_arrow()
-        group = group if isinstance(group, pa.ChunkedArray) else pa.chunked_array([group])
-    encoded = group.dictionary_encode()
-    names = encoded.chunk(0).dictionary.to_pylist() if encoded.num_chunks else []
-    order = sorted(range(len(names)), key=names.__getitem__)
-    rank = np.empty(len(names), np.int32)
-    rank[order] = np.arange(len(names), dtype=np.int32)
-    codes = np.empty(len(group), np.int32)
+def group_codes(group: pa.ChunkedArray, where: str) -> tuple[np.ndarray, list[str]]:
+    """int32 codes into the sorted names of the groups present; dictionary-encoded by Arrow, so that 10^7 group
+    names are never Python strings."""
+    if group.null_count:
+        raise UserError(f"{where}: column 'group' has {group.null_count} missing value(s)")
+    if pa.types.is_dictionary(group.type):
+        encoded = group.unify_dictionaries()
+    else:
+        if not (pa.types.is_string(group.type) or pa.types.is_large_string(group.type)):
+            group = pa.chunked_array([pl.from_arrow(group).cast(pl.Utf8).to_arrow()])
+        encoded = group.dictionary_encode()
+    values = encoded.chunk(0).dictionary.cast(pa.string()).to_pylist() if encoded.num_chunks else []
+    index = np.empty(len(group), np.int32)
     at = 0
     for chunk in encoded.chunks:
-        codes[at:at + len(chunk)] = rank[chunk.indices.to_numpy()]
+        index[at:at + len(chunk)] = chunk.indices.to_numpy(zero_copy_only=False)
         at += len(chunk)
-    return codes, [names[i] for i in order]
+    used = np.zeros(len(values), np.bool_)
+    used[index] = True
+    names = sorted({v for v, u in zip(values, used) if u})
+    position = {name: i for i, name in enumerate(names)}
+    rank = np.array([position.get(v, -1) for v in values], np.int32)
+    return rank[index], names
 
 
 def from_frame(df: pl.DataFrame, models: list[str], *, path: str = "<memory>", cost_unit: str = "J",
@@ -338,7 +362,7 @@ def load_trace(path: str | Path, objective: str = "energy_j", drop: tuple[str, .
                  objective=objective, drop=drop)
 
 
-def build(src: FrameColumns | ParquetColumns, models: list[str], *, path: str, cost_unit: str = "J",
+def build(src: FrameColumns | DictColumns | ParquetColumns, models: list[str], *, path: str, cost_unit: str = "J",
           provenance: dict | None = None, objective: str = "energy_j", drop: tuple[str, ...] = ()) -> Trace:
     """Validate the trace column by column while its arrays are built (each column is read once).
 
@@ -386,7 +410,7 @@ def build(src: FrameColumns | ParquetColumns, models: list[str], *, path: str, c
     # with energy as the objective, cost and energy are the same columns: share one matrix
     outcomes = Outcomes(sat=labels(), cost=cost, energy_j=cost if objective == "energy_j" else matrix("energy_j"),
                         latency_s=matrix("latency_s"), p_true=matrix("p_true"), output_tokens=matrix("output_tokens"))
-    groups, group_names = group_codes(src.get("group"))
+    groups, group_names = group_codes(src.get("group"), path)
     if "embedding" in src.columns:
         indptr, index, value, dim = embedding_csr(pl.from_arrow(src.get("embedding")))
     elif "text" in src.columns and (text := src.get("text")) and pc.max(pc.binary_length(text)).as_py():
