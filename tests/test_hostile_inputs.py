@@ -288,6 +288,8 @@ TRACE_CASES = {
     "undeclared_model": (with_model("c"), "columns for model(s) ['c']"),
     "undeclared_energy_only": (lambda c: {**c, "energy_j__c": np.ones(30)}, "columns for model(s) ['c'] (e.g. 'energy_j__c')"),
     "colliding_names": (with_model("A"), "collide"),
+    "missing_group": (edit(group=lambda a: a[:3] + [None] + a[4:]), "column 'group' has 1 missing value(s)"),
+    "label_column_with_a_null": (edit(sat__a=lambda a: [None] + list(a[1:])), "column 'sat__a' has 1 missing value(s)"),
 }
 
 
