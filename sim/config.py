@@ -18,6 +18,7 @@ from typing import Annotated, Any, Literal, Union
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from .errors import UserError
 from .sweep_spec import SweepSpec
@@ -29,6 +30,51 @@ Probability = Annotated[float, Field(ge=0, le=1)]
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_booleans_for_numbers(cls, data):
+        # pydantic reads true as 1 for a number; YAML makes true/false/yes/no/on/off booleans, so `slots: yes`
+        # would quietly mean 1 slot
+        if isinstance(data, dict):
+            for name, value in data.items():
+                if name in cls.model_fields and _has_bool(value) and not _admits_bool(cls, name):
+                    raise PydanticCustomError(
+                        "boolean_for_number", "expected a number or a name, got a boolean (YAML reads "
+                        "true/false/yes/no/on/off as booleans)", {"field": name})
+        return data
+
+
+def _has_bool(value) -> bool:
+    if isinstance(value, bool):
+        return True
+    if isinstance(value, dict):
+        return any(_has_bool(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_has_bool(v) for v in value)
+    return False
+
+
+_ADMITS_BOOL: dict[tuple[type, str], bool] = {}
+
+
+def _admits_bool(model: type[BaseModel], field: str) -> bool:
+    """Whether the field's type takes a boolean anywhere (bool, Literal[True], Any, or a nested model, whose
+    own fields then decide)."""
+    key = (model, field)
+    if key not in _ADMITS_BOOL:
+        _ADMITS_BOOL[key] = _type_admits_bool(model.model_fields[field].annotation)
+    return _ADMITS_BOOL[key]
+
+
+def _type_admits_bool(annotation) -> bool:
+    if annotation is bool or annotation is Any:
+        return True
+    if isinstance(annotation, type):
+        return issubclass(annotation, BaseModel)
+    if typing.get_origin(annotation) is Literal:
+        return any(isinstance(a, bool) for a in typing.get_args(annotation))
+    return any(_type_admits_bool(a) for a in typing.get_args(annotation))
 
 
 # ---------------------------------------------------------------- arrivals
@@ -593,6 +639,8 @@ def describe_validation_error(err: ValidationError, where: str) -> str:
     errors = sorted(err.errors(), key=lambda x: x.get("type") != "extra_forbidden")  # a typo explains the rest
     e = errors[0]
     loc = tuple(e.get("loc", ()))
+    if e.get("type") == "boolean_for_number":  # raised by the model, about one of its fields
+        loc = loc + (e["ctx"]["field"],)
     key = ".".join(str(p) for p in _display_loc(loc)) or "(top level)"
     kind = e.get("type", "")
     if kind == "extra_forbidden":

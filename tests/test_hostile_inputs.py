@@ -157,7 +157,11 @@ def mutate(raw, dotted, value):
     ("policies.0", {"kind": "messplus", "V": -1e-4}, "policies.0.V: Input should be greater than 0"),
     ("policies.0", {"kind": "messplus", "c": -0.1}, "policies.0.c: Input should be greater than or equal to 0"),
     # wrong types and shapes
-    ("alpha", True, "alpha"),
+    ("alpha", True, "alpha: expected a number or a name, got a boolean"),
+    ("policies.0", {"kind": "messplus", "V": True}, "policies.0.V: expected a number or a name, got a boolean"),
+    ("zoo", [{"name": "a", "slots": True}, {"name": "b"}], "zoo.0.slots: expected a number or a name, got a boolean"),
+    ("trace.synth.groups.g.energy_j", {"a": 1.0, "b": False}, "trace.synth.groups.g.energy_j: expected a number"),
+    ("zoo", [{"name": True}, {"name": "b"}], "zoo.0.name: expected a number or a name, got a boolean"),
     ("policies", [], "policies"),
     ("policies", {"kind": "messplus"}, "policies"),
     ("trace", "traces/x.parquet", "trace"),
