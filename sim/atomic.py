@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import secrets
@@ -35,6 +36,15 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         if tmp_path is not None:
             tmp_path.unlink(missing_ok=True)
         raise
+
+
+def remove_stale_temps(folder: Path, names) -> None:
+    """Remove the hidden temporaries (``.<name>.<random>.tmp``) that a writer killed without a chance to clean
+    up (SIGKILL, power loss) left in ``folder`` for these file names. Only for a folder this process owns: a
+    second run writing into the same folder at the same time would lose its temporaries."""
+    for name in names:
+        for p in Path(folder).glob(f".{glob.escape(name)}.*.tmp"):
+            p.unlink(missing_ok=True)
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:

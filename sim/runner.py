@@ -21,7 +21,7 @@ import polars as pl
 import pyarrow.parquet as pq
 
 from . import config as cfg
-from .atomic import atomic_path, write_json, write_text
+from .atomic import atomic_path, remove_stale_temps, write_json, write_text
 from .engine import simulate
 from .events import apply_trace_events, availability, recovery
 from .errors import UserError
@@ -255,6 +255,7 @@ class ResultStream:
                 os.replace(self.temps.pop(name), out / name)
             else:
                 (out / name).unlink(missing_ok=True)
+        remove_stale_temps(out, RESULT_FILES)  # a killed earlier run's leftovers (ours are renamed by now)
         write_json(out / "summary.json", summary)
         write_text(stamp, cfg.resolved_yaml(scenario))
         self.created = []
@@ -276,6 +277,10 @@ class ResultStream:
             except OSError:
                 break
         return False
+
+
+#: Every file a run writes into its result folder.
+RESULT_FILES = ("requests.parquet", "occupancy.parquet", "summary.json", "scenario.resolved.yaml", "report.html")
 
 
 def check_out_dir(out: Path, resolved: str, overwrite: bool) -> None:
@@ -322,6 +327,7 @@ def write_results(result: RunResult, scenario: cfg.Scenario, out: Path) -> None:
             result.occupancy.write_parquet(tmp, compression="zstd")
     elif occ_path.exists():
         occ_path.unlink()
+    remove_stale_temps(out, RESULT_FILES)  # a killed earlier run's leftovers (ours are renamed by now)
     write_json(out / "summary.json", result.summary)
     write_text(out / "scenario.resolved.yaml", cfg.resolved_yaml(scenario))
 
