@@ -126,7 +126,8 @@ def simulate_scenario(scenario: cfg.Scenario, trace: Trace | None = None,
         # Every policy gets the same draws (they depend on the seed only); they are made per policy so that
         # they can go as soon as its decisions are made (10^7-request runs, docs/performance.md).
         given, delay = feedback_draws(scenario, trace.n)
-        router = build_router(policy, trace, scenario.alpha, scenario.seed, stream(scenario.seed, "explore").random(trace.n))
+        u_explore = stream(scenario.seed, "explore").random(trace.n)
+        router = build_router(policy, trace, scenario.alpha, scenario.seed, u_explore)
         router.set_availability(avail)
         tick = (lambda done, label=label: progress(label, done, trace.n)) if progress else None
         if sequential:
@@ -147,7 +148,7 @@ def simulate_scenario(scenario: cfg.Scenario, trace: Trace | None = None,
                                       occupancy_sink=None if sink is None else sink.occupancy(label, trace.models))
             if occ is not None:
                 occupancy.append(occupancy_frame(label, trace.models, occ))
-        given = delay = router.u_explore = None
+        given = delay = u_explore = router.u_explore = None
         alpha = float(router.fp[1]) if policy.kind == "messplus" else scenario.alpha
         cols, summary = evaluate(ptrace, decisions, alpha, sequential)
         policies[label] = {**describe(policy), **summary}

@@ -95,6 +95,7 @@ class OfflineOptimum:
 
     def per_request(self, A: np.ndarray, rows: slice = slice(None)) -> np.ndarray:
         """Expected value of matrix ``A`` (T x M) per request under this randomized routing (for ``rows``)."""
+        A = np.asarray(A)
         lo, hi, _ = rows.indices(len(self.choice))
         out = _at(A[lo:hi], self.choice[lo:hi]).astype(np.float64)
         if lo <= self.split < hi:
