@@ -11,6 +11,7 @@ import numba as nb
 import numpy as np
 import polars as pl
 
+from .theory import neumaier_add
 from .trace import Trace
 
 
@@ -29,13 +30,7 @@ def queue_series(s, alpha):
     total = 0.0  # their satisfaction, summed with compensation
     comp = 0.0
     for t in range(n):
-        x = s[t]
-        y = total + x
-        if abs(total) >= abs(x):
-            comp += (total - y) + x
-        else:
-            comp += (x - y) + total
-        total = y
+        total, comp = neumaier_add(total, comp, s[t])
         k += 1
         q = k * alpha - (total + comp)
         if q <= 0.0:
@@ -66,17 +61,6 @@ def served_outcomes(model, explored, sat, cost):
     return s, c
 
 
-@nb.njit(cache=True, inline="always")
-def _add(total, comp, x):
-    """Neumaier's compensated sum: (total, compensation) after adding x."""
-    y = total + x
-    if abs(total) >= abs(x):
-        comp += (total - y) + x
-    else:
-        comp += (x - y) + total
-    return y, comp
-
-
 @nb.njit(cache=True)
 def paper_convention_cost(c, explored):
     """Total cost as the reference code logs it: on an exploration step, the previous exploit step's cost (0
@@ -85,7 +69,7 @@ def paper_convention_cost(c, explored):
     for t in range(c.shape[0]):
         if not explored[t]:
             last = c[t]
-        total, comp = _add(total, comp, last)
+        total, comp = neumaier_add(total, comp, last)
     return total + comp
 
 
@@ -95,7 +79,7 @@ def mean_running_satisfaction(s):
     running = total = comp = 0.0
     for t in range(s.shape[0]):
         running += s[t]  # as numpy's cumsum: left to right
-        total, comp = _add(total, comp, running / (t + 1))
+        total, comp = neumaier_add(total, comp, running / (t + 1))
     return (total + comp) / s.shape[0]
 
 

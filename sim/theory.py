@@ -124,7 +124,7 @@ def _all_finite(A) -> bool:
 
 
 @nb.njit(cache=True, inline="always")
-def _add(total, comp, x):
+def neumaier_add(total, comp, x):
     """Neumaier's compensated sum: (total, compensation) after adding x."""
     y = total + x
     if abs(total) >= abs(x):
@@ -148,8 +148,8 @@ def _routing_sums(P, E, choice):
     """(sum_t P[t, choice[t]], sum_t E[t, choice[t]]), compensated."""
     sp = cp = se = ce = 0.0
     for t in range(P.shape[0]):
-        sp, cp = _add(sp, cp, P[t, choice[t]])
-        se, ce = _add(se, ce, E[t, choice[t]])
+        sp, cp = neumaier_add(sp, cp, P[t, choice[t]])
+        se, ce = neumaier_add(se, ce, E[t, choice[t]])
     return sp + cp, se + ce
 
 
@@ -166,7 +166,7 @@ def _best_response(P, E, lam, x):
             if v < v_best:
                 best, v_best = m, v
         x[t] = best
-        total, comp = _add(total, comp, P[t, best])
+        total, comp = neumaier_add(total, comp, P[t, best])
     return total + comp
 
 
@@ -183,7 +183,7 @@ def _max_p_routing(P, E, x):
             if P[t, m] > P[t, best] or (P[t, m] == P[t, best] and E[t, m] < E[t, best]):
                 best = m
         x[t] = best
-        total, comp = _add(total, comp, P[t, best])
+        total, comp = neumaier_add(total, comp, P[t, best])
         for m in range(M):
             dp = P[t, best] - P[t, m]
             if dp > 0.0:
