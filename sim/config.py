@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic_core import PydanticCustomError
 
 from .errors import UserError
-from .sweep_spec import SweepSpec
+from .sweep_spec import SweepSpec, used_twice
 
 PositiveFloat = Annotated[float, Field(gt=0, le=1e12)]
 NonNegFloat = Annotated[float, Field(ge=0, le=1e12)]
@@ -447,8 +447,7 @@ class Scenario(Strict):
     @field_validator("policies")
     @classmethod
     def _unique_labels(cls, v):
-        labels = [p.label for p in v]
-        dup = sorted({x for x in labels if labels.count(x) > 1})
+        dup = used_twice([p.label for p in v])
         if dup:
             raise ValueError(f"policy names {dup} are used twice; give each a distinct 'name'")
         return v
@@ -456,7 +455,7 @@ class Scenario(Strict):
     @model_validator(mode="after")
     def _placement(self):
         names = [g.name for g in self.gpus]
-        if len(set(names)) != len(names):
+        if used_twice(names):
             raise ValueError(f"gpus: a GPU name is used twice in {names}")
         for i, z in enumerate(self.zoo or []):
             if z.gpu is not None and z.gpu not in names:

@@ -34,6 +34,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
+def used_twice(names: list[str]) -> list[str]:
+    """The names that occur more than once, sorted (for "names used twice" errors here and in sim/config.py)."""
+    return sorted({n for n in names if names.count(n) > 1})
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
 
@@ -103,8 +107,7 @@ class SweepSpec(_Axes):
     @field_validator("cases")
     @classmethod
     def _case_names(cls, v):
-        names = [c.name if c.name is not None else str(i) for i, c in enumerate(v)]
-        dup = sorted({n for n in names if names.count(n) > 1})
+        dup = used_twice([c.name if c.name is not None else str(i) for i, c in enumerate(v)])
         if dup:
             raise ValueError(f"case names {dup} are used twice")
         return v
