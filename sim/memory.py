@@ -9,10 +9,9 @@ is free, which a long-lived array usually prevents. ``malloc_trim`` returns ever
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 
-try:
-    _trim = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+try:  # the C library the interpreter already has loaded: no library search (a subprocess) at import
+    _trim = ctypes.CDLL(None).malloc_trim
 except (OSError, AttributeError):  # not glibc (macOS, musl): nothing to do
     _trim = None
 
