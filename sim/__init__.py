@@ -1,8 +1,9 @@
 """messplus-sim: an offline laboratory for cost-optimal LLM request routing with SLA guarantees (MESS+).
 
-A request's path through the package: ``trace`` (or ``synth``) -> ``engine`` / ``sequential`` (time and
-slots) -> ``router`` + ``predictors`` (the decision) -> ``metrics`` (evaluation) -> ``runner`` (files) ->
-``report``. ``config`` types the scenario; ``policies`` maps names to routers; ``theory`` holds the bounds.
+A request's path through the package, folder by folder: ``trace`` (the input: files, synthetic traces,
+importers) -> ``world`` (time, slots, GPUs, events) -> ``policies`` (routers and predictors: the decision) ->
+``evaluation`` (outcomes joined, the optimum, the bounds) -> ``running`` (result files, sweeps) -> ``report``;
+``cli`` is the command line, ``config`` types the scenario.
 """
 
 import hashlib
@@ -23,10 +24,12 @@ def _numba_cache_dir() -> None:
         return
     here = Path(__file__).parent
     h = hashlib.sha256()
-    for name in ("predictors.py", "router.py", "sequential.py", "metrics.py", "engine.py", "theory.py", "nrt.py"):
-        p = here / name
-        if p.exists():
-            h.update(p.read_bytes())
+    # every module that defines or calls a numba kernel (derived, so that a new kernel file cannot be forgotten)
+    for p in sorted(here.rglob("*.py")):
+        text = p.read_bytes()
+        if b"numba" in text:
+            h.update(str(p.relative_to(here)).encode())
+            h.update(text)
     base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "messplus-sim"
     os.environ["NUMBA_CACHE_DIR"] = str(base / f"numba-{h.hexdigest()[:16]}")
 

@@ -20,8 +20,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-from .errors import UserError
-from .sweep_spec import SweepSpec, used_twice
+from sim.errors import UserError
+from sim.running.sweep_spec import SweepSpec, used_twice
 
 PositiveFloat = Annotated[float, Field(gt=0, le=1e12)]
 NonNegFloat = Annotated[float, Field(ge=0, le=1e12)]
@@ -185,7 +185,7 @@ class RecipeProfile(Strict):
 
 
 class Recipe(Strict):
-    """Build the trace from real files in memory: ``sim.importers.recipe`` (import + compose, no file written)."""
+    """Build the trace from real files in memory: ``sim.trace.importers.recipe`` (import + compose, no file written)."""
     outcomes: RecipeOutcomes
     arrivals: RecipeArrivals | None = None
     time_scale: PositiveFloat = 1.0
@@ -217,7 +217,7 @@ class ScaleFrom(Strict):
 
 
 class ProfileRef(Strict):
-    """Take this model's service time and energy from a measured GPU profile (sim/serving.py)."""
+    """Take this model's service time and energy from a measured GPU profile (sim/world/serving.py)."""
     model_id: str = Field(description="as the profile spells it, e.g. llama-3.1-8b or meta-llama/Llama-3.1-8B-Instruct")
     gpu: str = Field(description="the profiled GPU type: A100, H100, H200, B200")
     source: str | None = Field(None, description="profile file or folder; defaults to the scenario's 'profiles'")
@@ -400,7 +400,7 @@ Expectation = Annotated[Union[MonotoneExpect, MaxExpect, CostGapRatioExpect, Sla
 # ---------------------------------------------------------------- scenario
 
 class ScenarioEvent(Strict):
-    """A change in the world at ``at_s`` (simulated seconds); see sim/events.py for the exact semantics."""
+    """A change in the world at ``at_s`` (simulated seconds); see sim/world/events.py for the exact semantics."""
     at_s: NonNegFloat
     action: Literal["out_of_service", "degrade", "scale_rate", "diurnal"]
     model: str | None = None
@@ -432,7 +432,7 @@ class Scenario(Strict):
     zoo: list[ZooModel] | None = Field(None, description="defaults to the trace's models with unlimited slots")
     gpus: list[GPU] = Field(default_factory=list, description="named GPUs that zoo models are placed on")
     sharing: Literal["none", "time_slice"] = Field(
-        "time_slice", description="how models on one GPU slow each other (sim/serving.py); an assumption")
+        "time_slice", description="how models on one GPU slow each other (sim/world/serving.py); an assumption")
     profiles: str | None = Field(None, description="default GPU profile source for zoo entries with 'profile'")
     feedback: Feedback = Feedback()
     engine: Engine = Engine()
@@ -440,8 +440,8 @@ class Scenario(Strict):
         "none", description="'group': run every group as its own trace (with its own alpha), as the paper does")
     policies: Annotated[list[Policy], Field(min_length=1)]
     expect: list[Expectation] = Field(default_factory=list, description="scenario-level checks for `sim check`")
-    events: list[ScenarioEvent] = Field(default_factory=list, description="changes over time (sim/events.py)")
-    sweep: SweepSpec | None = Field(None, exclude=True, description="cells for `sim sweep` (sim/sweep_spec.py); "
+    events: list[ScenarioEvent] = Field(default_factory=list, description="changes over time (sim/world/events.py)")
+    sweep: SweepSpec | None = Field(None, exclude=True, description="cells for `sim sweep` (sim/running/sweep_spec.py); "
                                     "not part of any one run's resolved config")
 
     @field_validator("policies")
@@ -468,7 +468,7 @@ class Scenario(Strict):
 
     @property
     def profiled(self) -> bool:
-        """Whether service times and energy come from GPU profiles (sim/serving.py), which read token counts."""
+        """Whether service times and energy come from GPU profiles (sim/world/serving.py), which read token counts."""
         return self.engine.mode == "des" and (bool(self.gpus) or any(z.profile for z in self.zoo or []))
 
 

@@ -83,7 +83,7 @@ def test_refuses_folder_of_another_scenario(small_raw, tmp_path, capsys):
 def test_trace_synth_command(tmp_path, capsys):
     out = tmp_path / "t.parquet"
     assert main(["trace", "synth", "-o", str(out), "--requests", "500", "--cv", "3"]) == 0
-    from sim.trace import load_trace
+    from sim.trace.format import load_trace
 
     t = load_trace(out)
     assert t.n == 500 and t.models == ["llama-3.2-1b", "llama-3.1-8b", "llama-3.3-70b"]
@@ -94,12 +94,12 @@ def test_trace_synth_command(tmp_path, capsys):
 def test_disk_full_is_one_line(small_raw, tmp_path, capsys, monkeypatch):
     import errno
 
-    import sim.runner
+    import sim.running.runner
 
     def full(path, obj):
         raise OSError(errno.ENOSPC, "No space left on device", str(path))
 
-    monkeypatch.setattr(sim.runner, "write_json", full)
+    monkeypatch.setattr(sim.running.runner, "write_json", full)
     small_raw["trace"]["synth"]["requests"] = 200
     assert main(["run", write(tmp_path, small_raw), "--out", str(tmp_path / "out"), "-q", "--no-report"]) == 1
     err = capsys.readouterr().err

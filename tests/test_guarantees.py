@@ -9,13 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import sim.runner
+import sim.running.runner
 from sim import config as cfg
 from sim.cli import main
-from sim.commands.check import check_scenario
+from sim.cli.check import check_scenario
 from sim.errors import CheckFailed
-from sim.guarantees import sla_met_from
-from sim.runner import simulate_scenario
+from sim.evaluation.guarantees import sla_met_from
+from sim.running.runner import simulate_scenario
 
 REPO = Path(__file__).resolve().parents[1]
 SUITE = sorted(str(p) for p in (REPO / "scenarios" / "guarantees").glob("*.yaml"))
@@ -34,7 +34,7 @@ def test_suite_passes_strict(capsys):
 
 
 def python_sequential(router, sat, cost, given, flip=False):
-    """The loop of sim.sequential._run in Python, with the same kernels; ``flip`` negates the queue term.
+    """The loop of sim.world.sequential._run in Python, with the same kernels; ``flip`` negates the queue term.
 
     The exploit score is V * ehat[m] + q * (alpha - s_hat[m]); handing ``decide`` -q instead of q gives
     V * ehat[m] - q * (alpha - s_hat[m]): the queue now pushes towards the *least* accurate model.
@@ -67,7 +67,7 @@ def test_python_loop_reproduces_the_numba_loop(monkeypatch):
     """The harness used to break the policy is faithful: unflipped, it gives the same run bit for bit."""
     sc = small_oracle_scenario()
     ref = simulate_scenario(sc).summary["policies"]
-    monkeypatch.setattr(sim.runner, "run_sequential", lambda r, s, c, g: python_sequential(r, s, c, g))
+    monkeypatch.setattr(sim.running.runner, "run_sequential", lambda r, s, c, g: python_sequential(r, s, c, g))
     got = simulate_scenario(sc).summary["policies"]
     assert json.dumps(ref, sort_keys=True) == json.dumps(got, sort_keys=True)
 
@@ -76,7 +76,7 @@ def test_flipped_queue_sign_fails_check_and_names_the_bound(monkeypatch, capsys)
     def broken(router, sat, cost, given):
         return python_sequential(router, sat, cost, given, flip=router.kind == 1)
 
-    monkeypatch.setattr(sim.runner, "run_sequential", broken)
+    monkeypatch.setattr(sim.running.runner, "run_sequential", broken)
     with pytest.raises(CheckFailed, match="backlog_Q_T_over_T"):
         check_scenario_and_raise(small_oracle_scenario())
     rc = main(["check", ORACLE, "--set", "trace.synth.requests=4000", "--set", "expect=[]"])

@@ -374,7 +374,7 @@ def test_corrupted_data_pages_are_detected(capsys, tmp_path):
     """Traces written by the simulator carry a CRC per page, checked on reading: a flipped byte anywhere in the
     data is an error, never different numbers. (Files from tools that write no checksums cannot be checked this
     way; their values still pass the full validation.)"""
-    from sim.trace import load_trace, write_trace as sim_write_trace
+    from sim.trace.format import load_trace, write_trace as sim_write_trace
     import polars as pl
 
     cols = trace_columns(200)

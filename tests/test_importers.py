@@ -11,9 +11,9 @@ import pytest
 
 from sim import cli
 from sim.errors import UserError
-from sim.importers.arrivals import read_arrivals
-from sim.importers.profiles import ProfileCurve, load_profiles
-from sim.trace import load_trace, read_table
+from sim.trace.importers.arrivals import read_arrivals
+from sim.trace.importers.profiles import ProfileCurve, load_profiles
+from sim.trace.format import load_trace, read_table
 
 DATA = Path(__file__).parents[1].parent / "shared" / "data"
 FIXTURES = Path(__file__).parent / "fixtures"

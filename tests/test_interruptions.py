@@ -320,7 +320,7 @@ def test_interrupt_landing_in_a_finaliser_is_honoured(monkeypatch, capsys, sig, 
     """Python swallows an exception raised inside ``__del__`` (pyarrow's ParquetWriter has one), printing
     'Exception ignored ... Traceback'. The CLI notes such an interrupt instead and exits as interrupted."""
     import sim.cli as cli
-    import sim.commands.run as run_command
+    import sim.cli.run as run_command
 
     class Finaliser:
         def __del__(self):

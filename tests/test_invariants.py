@@ -9,9 +9,9 @@ import polars as pl
 import pytest
 
 from sim.config import validate_scenario
-from sim.runner import build_trace, run_scenario, simulate_scenario
-from sim.trace import from_frame, load_trace, write_trace
-from sim.synth import synth_frame
+from sim.running.runner import build_trace, run_scenario, simulate_scenario
+from sim.trace.format import from_frame, load_trace, write_trace
+from sim.trace.synth import synth_frame
 
 CAUSAL = ["messplus", "mp_beta", "threshold", "always:m"]
 

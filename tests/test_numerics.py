@@ -1,11 +1,11 @@
 """Numeric robustness: the queue, the sums and the routing decision stay exact (or within a stated number of
 roundings) over long horizons, six orders of magnitude of energy and V from 1e-8 to 1e2.
 
-- :func:`sim.metrics.queue_series` against exact integer arithmetic on 0/1 labels: bit-for-bit with a dyadic
+- :func:`sim.evaluation.metrics.queue_series` against exact integer arithmetic on 0/1 labels: bit-for-bit with a dyadic
   alpha (k / 2^j), within a few roundings with any other alpha, at horizons up to 10^7 (``--run-slow``) and
   10^8 (``--run-slow`` with ``SIM_LONG_HORIZON=100000000``; about 3 GB of memory and a few minutes).
 - The summary's satisfaction, violation and cost of a long sequential run against exact sums.
-- :func:`sim.router.decide`: never overflows, never loses a cost difference to a large queue term, and breaks
+- :func:`sim.policies.router.decide`: never overflows, never loses a cost difference to a large queue term, and breaks
   an exact tie, including one that only exists at the last bit, towards the cheaper model (zoo order).
 """
 
@@ -23,11 +23,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sim.config import validate_scenario
-from sim.metrics import q_before, queue_series
-from sim.predictors import MATRIX, PredictorState
-from sim.router import MESSPLUS, Router
-from sim.runner import simulate_scenario
-from sim.trace import col, from_frame
+from sim.evaluation.metrics import q_before, queue_series
+from sim.policies.predictors import MATRIX, PredictorState
+from sim.policies.router import MESSPLUS, Router
+from sim.running.runner import simulate_scenario
+from sim.trace.format import col, from_frame
 
 EPS = np.finfo(np.float64).eps
 

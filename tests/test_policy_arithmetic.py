@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sim.predictors import MATRIX, GROUP_BETA, PredictorState
-from sim.router import EST_LAST, EST_MEAN, MESSPLUS, PLAN, THRESHOLD, Router, explore_probability
-from sim.policies import mixture_for_alpha
+from sim.policies.predictors import MATRIX, GROUP_BETA, PredictorState
+from sim.policies.router import EST_LAST, EST_MEAN, MESSPLUS, PLAN, THRESHOLD, Router, explore_probability
+from sim.policies.registry import mixture_for_alpha
 
 
 def matrix_predictor(pred: np.ndarray) -> PredictorState:

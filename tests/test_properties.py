@@ -4,7 +4,7 @@ Two generators:
 
 - ``scenarios()`` draws a whole scenario mapping (2-12 models, Poisson or gamma arrivals, slots, feedback rate
   and delay, alpha in [0.05, 0.99], both engine modes, every policy kind) and runs it through
-  :func:`sim.config.validate_scenario` and :func:`sim.runner.simulate_scenario`, as a user's YAML would be;
+  :func:`sim.config.validate_scenario` and :func:`sim.running.runner.simulate_scenario`, as a user's YAML would be;
 - ``raw_traces()`` draws a trace table directly (probability-valued labels, costs over six orders of magnitude,
   zero latencies, simultaneous arrivals) to reach corners the synthetic generator does not.
 
@@ -27,8 +27,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sim.config import validate_scenario
-from sim.runner import build_trace, simulate_scenario
-from sim.trace import col, from_frame
+from sim.running.runner import build_trace, simulate_scenario
+from sim.trace.format import col, from_frame
 
 FAST = settings(max_examples=150, deadline=None, derandomize=True, print_blob=True,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])

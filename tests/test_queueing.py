@@ -17,9 +17,9 @@ import pytest
 from scipy import stats
 
 from sim import config as cfg
-from sim.engine import simulate
-from sim.policies import build_router
-from sim.trace import from_frame
+from sim.world.engine import simulate
+from sim.policies.registry import build_router
+from sim.trace.format import from_frame
 
 SLOTS = 2
 MU = 1.0

@@ -10,8 +10,8 @@ import pytest
 
 from sim import config as cfg
 from sim.errors import UserError
-from sim.events import availability, recovery, warp_times
-from sim.runner import build_trace, simulate_scenario
+from sim.world.events import availability, recovery, warp_times
+from sim.running.runner import build_trace, simulate_scenario
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"
@@ -74,10 +74,10 @@ def test_routerbench_azure_acceptance():
 @needs_data
 def test_recipe_equals_manual_import(tmp_path):
     """The recipe gives the same trace as the CLI's import + compose steps."""
-    from sim.importers.arrivals import import_arrivals
-    from sim.importers.compose import compose
-    from sim.importers.outcomes import import_outcomes
-    from sim.trace import load_trace
+    from sim.trace.importers.arrivals import import_arrivals
+    from sim.trace.importers.compose import compose
+    from sim.trace.importers.outcomes import import_outcomes
+    from sim.trace.format import load_trace
 
     sc = load("routerbench_azure")
     r = sc.trace.recipe
@@ -188,7 +188,7 @@ def test_recovery_definition():
     arrival = np.arange(10.0)
     s_alpha = 0.5
     sat = np.array([1, 1, 0, 0, 0, 0, 0, 0, 1, 1], float)
-    from sim.metrics import q_before, queue_series
+    from sim.evaluation.metrics import q_before, queue_series
 
     qa = queue_series(sat, s_alpha)
     qb = q_before(qa)

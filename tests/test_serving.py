@@ -1,4 +1,4 @@
-"""GPU serving (sim/serving.py): profile-based service time and energy, GPU sharing, idle energy."""
+"""GPU serving (sim/world/serving.py): profile-based service time and energy, GPU sharing, idle energy."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import pytest
 
 from sim.config import validate_scenario
 from sim.errors import UserError
-from sim.runner import build_trace, simulate_scenario
-from sim.trace import from_frame
+from sim.running.runner import build_trace, simulate_scenario
+from sim.trace.format import from_frame
 
 from conftest import DATA, REPO
 
@@ -119,7 +119,7 @@ def test_paper_llama_h200_scenario_runs():
 
 
 def test_busy_timeline_windows():
-    from sim.serving import busy_timeline
+    from sim.world.serving import busy_timeline
 
     tl = busy_timeline([(0.0, 1.0), (2.5, 4.0)], 4.0, windows=4)
     assert tl["window_s"] == 1.0
@@ -128,7 +128,7 @@ def test_busy_timeline_windows():
 
 def test_report_shows_the_gpu_view(profile_dir, tmp_path):
     from sim.report.charts import load_run, run_charts
-    from sim.runner import write_results
+    from sim.running.runner import write_results
 
     sc = scenario(profile_dir)
     result = simulate_scenario(sc, trace([0.0, 0.5, 3.0]))

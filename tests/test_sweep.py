@@ -15,8 +15,8 @@ import yaml
 
 from sim.config import validate_scenario
 from sim.errors import UserError
-from sim.runner import run_scenario
-from sim.sweep import MARKER, derive_seed, expand, run_sweep
+from sim.running.runner import run_scenario
+from sim.running.sweep import MARKER, derive_seed, expand, run_sweep
 
 REPO = Path(__file__).resolve().parents[1]
 

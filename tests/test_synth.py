@@ -7,9 +7,9 @@ import polars as pl
 import pytest
 
 from sim.config import LogisticPredictor, SynthTrace
-from sim.predictors import build_predictor, predict, train
-from sim.synth import synth_frame
-from sim.trace import from_frame
+from sim.policies.predictors import build_predictor, predict, train
+from sim.trace.synth import synth_frame
+from sim.trace.format import from_frame
 
 GROUPS = {
     "easy": {"difficulty_mean": -0.5, "accuracy": {"s": 0.5, "l": 0.8}, "energy_j": {"s": 10.0, "l": 100.0}},

@@ -1,4 +1,4 @@
-"""Tests for sim.theory: the offline optimum against linprog, hand cases, the queue identity, the drift
+"""Tests for sim.evaluation.bounds: the offline optimum against linprog, hand cases, the queue identity, the drift
 inequality, and the bound checker on correct and deliberately broken policies."""
 
 from __future__ import annotations
@@ -9,18 +9,8 @@ import math
 import numpy as np
 import pytest
 
-from sim.theory import (
-    IDENTITY_TOL,
-    bounds,
-    exploration_probabilities,
-    guarantees_block,
-    hindsight_oracle,
-    lp_value_linprog,
-    lyapunov_B,
-    offline_optimum,
-    queue_identity,
-    queue_series,
-)
+from sim.evaluation.bounds import IDENTITY_TOL, bounds, exploration_probabilities, guarantees_block, lyapunov_B, queue_identity, queue_recursion
+from sim.evaluation.optimum import hindsight_oracle, lp_value_linprog, offline_optimum
 
 # ---------------------------------------------------------------------------------------------------
 # helpers
@@ -251,7 +241,7 @@ def test_drift_inequality_per_step():
         T = int(rng.integers(1, 300))
         alpha = float(rng.random())
         s = (rng.random(T) < rng.random()).astype(float) if i % 2 else rng.random(T)
-        Q = queue_series(s, alpha)
+        Q = queue_recursion(s, alpha)
         B = lyapunov_B(alpha)
         lhs = Q[1:] ** 2 / 2 - Q[:-1] ** 2 / 2
         rhs = B + Q[:-1] * (alpha - s)

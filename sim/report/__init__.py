@@ -37,14 +37,14 @@ def _fmt_cost(x: float | None, unit: str) -> str:
 
 
 def _fmt_span(seconds: float) -> str:
-    from .charts import TimeAxis
+    from sim.report.charts import TimeAxis
 
     return TimeAxis.for_span(seconds).fmt(seconds)
 
 
 def summary_table(run) -> str:
     """The run's per-policy figures as an HTML table (satisfaction below alpha in red)."""
-    from .charts import MODEL_PALETTE, PALETTE_10, PALETTE_20
+    from sim.report.charts import MODEL_PALETTE, PALETTE_10, PALETTE_20
 
     esc = _html.escape
     s = run.summary
@@ -108,8 +108,8 @@ def summary_table(run) -> str:
 
 def run_section(run, index: int, charts_only: bool = False):
     """The page section of one run: facts, the summary table and every chart that applies."""
-    from . import charts as C
-    from .html import Figure, Section
+    from sim.report import charts as C
+    from sim.report.html import Figure, Section
 
     esc = _html.escape
     s = run.summary
@@ -173,9 +173,9 @@ def _run_folders(d: Path) -> list[Path]:
 def build_sections(dirs: list[Path]):
     """Sections for the given folders: one per run, sweep views per sweep folder, and (for several runs) a
     comparison table plus sweep views over the runs when they differ in α or V."""
-    from . import sweep
-    from .charts import load_run
-    from .html import Section
+    from sim.report import sweep
+    from sim.report.charts import load_run
+    from sim.report.html import Section
 
     runs, sweeps = [], []
     for d in dirs:
@@ -210,8 +210,8 @@ def render_report(dirs, out: str | Path | None = None, png: bool = False, screen
     per chart goes to ``<out stem>_png/`` next to the page. With ``screenshot``, headless Chromium saves the first
     screen of the page there.
     """
-    from ..atomic import write_text
-    from .html import render_page, screenshot as shoot, write_pngs
+    from sim.atomic import write_text
+    from sim.report.html import render_page, screenshot as shoot, write_pngs
 
     dirs = [Path(d) for d in dirs]
     if not dirs:

@@ -413,7 +413,7 @@ def load_run(path: str | Path, name: str | None = None) -> RunData:
     path = Path(path)
     summary_file = path / "summary.json"
     if not summary_file.exists():
-        from ..errors import UserError
+        from sim.errors import UserError
 
         raise UserError(f"{path}: no summary.json (not a result folder of `python -m sim run`)")
     summary = json.loads(summary_file.read_text(encoding="utf-8"))
@@ -738,7 +738,7 @@ def chart_occupancy(run: RunData) -> alt.TopLevelMixin:
 
 
 def chart_gpus(run: RunData) -> alt.TopLevelMixin:
-    """6b. Each named GPU's busy fraction over time (sim/serving.py), with its active and idle energy."""
+    """6b. Each named GPU's busy fraction over time (sim/world/serving.py), with its active and idle energy."""
     rows = []
     for label, p in run.summary["policies"].items():
         for gpu, g in ((p.get("serving") or {}).get("gpus") or {}).items():
@@ -751,7 +751,7 @@ def chart_gpus(run: RunData) -> alt.TopLevelMixin:
                 "active_mj": (g.get("active_energy_j") or 0.0) / 1e6, "idle_mj": (g.get("idle_energy_j") or 0.0) / 1e6,
             }))
     if not rows:
-        raise Skip("no GPUs declared in the scenario (gpus: and zoo placement, see sim/serving.py)")
+        raise Skip("no GPUs declared in the scenario (gpus: and zoo placement, see sim/world/serving.py)")
     df = run.with_display(pl.concat(rows))
     n_w = df.group_by("policy", "gpu").len()["len"].max()
     chart = data(df).mark_line(strokeWidth=1.5).encode(

@@ -23,7 +23,7 @@ from typing import Iterable
 
 import altair as alt
 
-from ..errors import UserError
+from sim.errors import UserError
 
 #: PNG export scale (1 = the chart's own pixel size).
 PNG_SCALE = 1.0
@@ -77,7 +77,7 @@ def vega_bundle() -> str:
     # Never let the bundle close its own <script> element.
     text = re.sub(r"</(script)", r"<\\/\1", text, flags=re.IGNORECASE)
     try:
-        from ..atomic import write_text
+        from sim.atomic import write_text
 
         write_text(cache, text)
     except OSError:
@@ -125,7 +125,7 @@ class Figure:
 
     @property
     def caption(self) -> str:
-        from .charts import caption_of
+        from sim.report.charts import caption_of
 
         return self.meta.get("caption") or caption_of(self.chart)
 
@@ -313,7 +313,7 @@ def render_page(title: str, subtitle: str, sections: list[Section]) -> str:
 
 def write_pngs(figures: Iterable[tuple[str, Figure]], folder: Path, scale: float = PNG_SCALE) -> list[Path]:
     """One PNG per chart, rendered by vl-convert (no browser). ``figures`` yields (file stem, figure)."""
-    from ..atomic import atomic_path
+    from sim.atomic import atomic_path
 
     vlc = _vl_convert()
     vl = vegalite_version()

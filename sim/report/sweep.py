@@ -18,7 +18,7 @@ import altair as alt
 import polars as pl
 
 #: Canonical name -> manifest columns that may hold it; where several are present, the first non-null value per row
-#: wins. Written for ``sim/sweep.py``'s manifest (config flattened to dotted keys, the row's own policy config as
+#: wins. Written for ``sim/running/sweep.py``'s manifest (config flattened to dotted keys, the row's own policy config as
 #: ``policy.<key>``, its summary metrics flattened, colliding metric names prefixed ``result.``, the benchmark as the
 #: sweep ``case`` or the ``split_by`` ``group``, the group's own alpha as ``run_alpha``) and for the stand-in that
 #: :func:`manifest_from_runs` builds.
@@ -200,7 +200,7 @@ def _unit(m: pl.DataFrame) -> tuple[float, str]:
 
 def _rows_chart(df: pl.DataFrame) -> alt.Chart:
     """Row-wise inline data (as one JSON string, so facets split the rows as they are)."""
-    from .charts import _round
+    from sim.report.charts import _round
     import json
 
     text = json.dumps(_round(df).to_dicts(), separators=(",", ":"), ensure_ascii=False, allow_nan=False)
@@ -214,7 +214,7 @@ def _rows_chart(df: pl.DataFrame) -> alt.Chart:
 
 def chart_frontier(m: pl.DataFrame) -> alt.TopLevelMixin:
     """Cost against satisfaction per policy across V, one panel per (benchmark, α), with α as a rule."""
-    from .charts import titled
+    from sim.report.charts import titled
 
     cm = cell_means(m)
     div, unit = _unit(cm)
@@ -261,7 +261,7 @@ def chart_frontier(m: pl.DataFrame) -> alt.TopLevelMixin:
 
 def chart_heatmaps(m: pl.DataFrame) -> alt.TopLevelMixin:
     """Satisfaction (relative to α) and cost (relative to the offline optimum when present) over α × V."""
-    from .charts import titled
+    from sim.report.charts import titled
 
     cm = cell_means(m)
     v = cm.filter(pl.col("V").is_not_null())
@@ -350,7 +350,7 @@ def table_html(m: pl.DataFrame) -> str:
 
 def sweep_section(m: pl.DataFrame, sid: str, heading: str, source: Path | None = None):
     """The page section for a sweep manifest (already normalised)."""
-    from .html import Figure, Section
+    from sim.report.html import Figure, Section
 
     esc = _html.escape
     status = m["status"].str.to_lowercase()

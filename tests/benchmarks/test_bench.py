@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from sim.bench import simpy_mm1, workload
+from sim.running.bench import simpy_mm1, workload
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,214 @@
+"""``python -m sim check SCENARIO... [--strict]``: run scenarios in memory and check the MESS+ guarantees.
+
+For every policy the bounds of ``summary["policies"][label]["guarantees"]`` (see :mod:`sim.evaluation.guarantees` and
+``docs/theory.md``) are printed with their limit, measured value, margin and statistical tolerance. An
+applicable bound violated beyond its tolerance fails the check (exit 1); a bound whose assumptions the
+scenario breaks (feedback delay, sparse feedback, learned predictor, ...) is shown as ``n.a.`` with the reason.
+With ``--strict`` the scenario's ``expect:`` list (monotone trade-offs, maxima, cost-gap ratios, time to meet
+the SLA) must also pass. Every policy's time to meet the SLA (the first t from which the running violation
+Q_t / t stays <= 0.01) is printed too.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from dataclasses import dataclass, field
+from statistics import NormalDist
+
+import numpy as np
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from sim import config as cfg
+from sim.errors import CheckFailed, UserError
+from sim.evaluation.guarantees import sla_met_from
+from sim.running.runner import build_trace, simulate_scenario
+from sim.evaluation.bounds import DEFAULT_CONFIDENCE
+from sim.evaluation.optimum import offline_optimum
+
+SLA_THRESHOLD = 0.01
+
+
+def register(sub) -> None:
+    p = sub.add_parser("check", help="run scenarios and check the theoretical guarantees (exit 1 on a violation)",
+                       description="Run each SCENARIO in memory (nothing is written) and check every applicable "
+                                   "bound of docs/theory.md; --strict also checks the scenarios' expect: lists.")
+    p.add_argument("scenarios", nargs="+", metavar="SCENARIO", help="scenario YAML file(s)")
+    p.add_argument("--strict", action="store_true", help="also fail when a scenario-level expectation fails")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE",
+                   help="override a value in every scenario, e.g. --set trace.synth.requests=5000")
+    p.set_defaults(func=main)
+
+
+@dataclass
+class Outcome:
+    """Everything one scenario's check found."""
+
+    scenario: str
+    bound_failures: list[str] = field(default_factory=list)
+    expect_failures: list[str] = field(default_factory=list)
+    bounds: list[dict] = field(default_factory=list)  # rows: policy + bound entry
+    expectations: list[dict] = field(default_factory=list)
+    sla_times: dict[str, int | None] = field(default_factory=dict)
+    summary: dict | None = None
+
+
+def metric(p: dict, name: str) -> float:
+    if name == "cost_mean":
+        return p["cost"] / p["requests"]
+    if name == "energy_mean" and p.get("energy_j") is not None:
+        return p["energy_j"] / p["requests"]
+    v = p.get(name)
+    if not isinstance(v, (int, float)) or isinstance(v, bool):
+        raise UserError(f"expect: metric {name!r} is not a number in the policy summary "
+                        f"(try cost_mean, violation, q_final, satisfaction, explorations)")
+    return float(v)
+
+
+def check_scenario(scenario: cfg.Scenario) -> Outcome:
+    """Run one scenario in memory and evaluate its bounds and expectations."""
+    if scenario.split_by != "none":
+        raise UserError(f"{scenario.name}: sim check runs whole traces; remove split_by: {scenario.split_by}")
+    trace = build_trace(scenario)
+    result = simulate_scenario(scenario, trace)
+    pols = result.summary["policies"]
+    out = Outcome(scenario.name, summary=result.summary)
+    for label, p in pols.items():
+        for b in p.get("guarantees", {}).get("bounds", []):
+            out.bounds.append({"policy": label, **b})
+            if b["applicable"] and b["holds"] is False:
+                out.bound_failures.append(
+                    f"{scenario.name}/{label}: bound {b['bound']} violated (measured {_f(b['measured'])} > "
+                    f"limit {_f(b['value'])} + tolerance {_f(b['tolerance'])})")
+        out.sla_times[label] = sla_met_from(result.frames[label]["q_after"].to_numpy(), SLA_THRESHOLD)
+    z = NormalDist().inv_cdf(0.5 + DEFAULT_CONFIDENCE / 2.0)
+    opt_cost = None
+    for e in scenario.expect:
+        for name in ([e.policy] if hasattr(e, "policy") else []) + list(getattr(e, "over", [])) + \
+                ([e.baseline] if hasattr(e, "baseline") else []):
+            if name not in pols:
+                raise UserError(f"{scenario.name}: expect {e.check}: no policy named {name!r} (have {list(pols)})")
+        if e.check == "monotone":
+            vals = [metric(pols[n], e.metric) for n in e.over]
+            worst, detail, ok = math.inf, [], True
+            for a, b in zip(e.over, e.over[1:]):
+                va, vb = metric(pols[a], e.metric), metric(pols[b], e.metric)
+                step = (va - vb) if e.direction == "nonincreasing" else (vb - va)  # >= 0 is in the direction
+                if e.tolerance == "auto":
+                    if e.metric != "cost_mean":
+                        raise UserError(f"{scenario.name}: expect monotone: tolerance 'auto' is defined for "
+                                        f"cost_mean only; give a number for {e.metric}")
+                    ca = result.frames[a]["cost"].to_numpy()
+                    cb = result.frames[b]["cost"].to_numpy()
+                    tol = z * math.sqrt(ca.var(ddof=1) / ca.size + cb.var(ddof=1) / cb.size)
+                else:
+                    tol = float(e.tolerance)
+                ok &= step >= -tol
+                worst = min(worst, step + tol)
+                detail.append(f"{a}->{b}: {step:+.4g} (tol {tol:.3g})")
+            row = {"check": f"monotone {e.metric} {e.direction}", "measured": ", ".join(_f(v) for v in vals),
+                   "limit": "; ".join(detail), "ok": ok}
+            if not ok:
+                out.expect_failures.append(f"{scenario.name}: {e.metric} is not {e.direction} over {e.over}")
+        elif e.check == "max":
+            v = metric(pols[e.policy], e.metric)
+            ok = v <= e.value
+            row = {"check": f"{e.policy}: {e.metric} <= {e.value:g}", "measured": _f(v), "limit": _f(e.value), "ok": ok}
+            if not ok:
+                out.expect_failures.append(f"{scenario.name}/{e.policy}: {e.metric} = {_f(v)} > {e.value:g}")
+        elif e.check == "cost_gap_ratio":
+            if opt_cost is None:
+                probs = trace.outcomes.p_true if trace.outcomes.p_true is not None else trace.outcomes.sat
+                opt_cost = offline_optimum(probs, trace.outcomes.cost, scenario.alpha).cost
+            gp = metric(pols[e.policy], "cost_mean") - opt_cost
+            gb = metric(pols[e.baseline], "cost_mean") - opt_cost
+            ratio = gp / gb if gb > 0 else math.inf
+            ok = ratio < e.max_ratio
+            row = {"check": f"cost gap to OPT: {e.policy} / {e.baseline} < {e.max_ratio:g}",
+                   "measured": f"{ratio:.3f} (gaps {gp:.4g} / {gb:.4g}, OPT {opt_cost:.4g} per request)",
+                   "limit": _f(e.max_ratio), "ok": ok}
+            if not ok:
+                out.expect_failures.append(f"{scenario.name}/{e.policy}: cost gap ratio to {e.baseline} = "
+                                           f"{ratio:.3f} >= {e.max_ratio:g}")
+        elif e.check == "sla_time":
+            t = sla_met_from(result.frames[e.policy]["q_after"].to_numpy(), e.threshold)
+            n = trace.n
+            ok = t is not None and t <= max(1, math.ceil(e.max_fraction * n))
+            row = {"check": f"{e.policy}: Q_t/t <= {e.threshold:g} from t <= {e.max_fraction:g} T",
+                   "measured": "never" if t is None else f"t = {t:,} ({t / n:.3f} T)",
+                   "limit": f"{math.ceil(e.max_fraction * n):,}", "ok": ok}
+            if not ok:
+                out.expect_failures.append(f"{scenario.name}/{e.policy}: running violation exceeds {e.threshold:g} "
+                                           f"after {e.max_fraction:g} T")
+        else:  # pragma: no cover - the config union is closed
+            raise TypeError(e)
+        out.expectations.append(row)
+    return out
+
+
+def _f(x) -> str:
+    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+        return "-"
+    if isinstance(x, (int, np.integer)):
+        return f"{int(x):,}"
+    return f"{x:.4g}"
+
+
+def print_outcome(o: Outcome, console: Console) -> None:
+    s = o.summary
+    t = Table(title=f"{o.scenario}: alpha = {s['alpha']}, {s['trace']['requests']:,} requests, {s['engine']} engine",
+              title_justify="left")
+    for name, just in [("policy", "left"), ("bound", "left"), ("measured", "right"), ("limit", "right"),
+                       ("margin", "right"), ("tolerance", "right"), ("status", "left")]:
+        t.add_column(name, justify=just)
+    for b in o.bounds:
+        if not b["applicable"]:
+            status = f"[yellow]n.a.[/] {escape(b['reason'])}"
+        elif b["holds"]:
+            status = "[green]PASS[/]"
+        else:
+            status = "[bold red]FAIL[/]"
+        t.add_row(b["policy"], b["bound"], _f(b["measured"]), _f(b["value"]), _f(b["margin"]), _f(b["tolerance"]),
+                  status)
+    console.print(t)
+    n = s["trace"]["requests"]
+    u = Table(title=f"{o.scenario}: SLA", title_justify="left")
+    for name, just in [("policy", "left"), ("Q_T/T", "right"), ("satisfaction", "right"), ("cost/request", "right"),
+                       ("explorations", "right"), (f"SLA met from (Q_t/t <= {SLA_THRESHOLD:g})", "right")]:
+        u.add_column(name, justify=just)
+    for label, p in s["policies"].items():
+        tt = o.sla_times[label]
+        u.add_row(label, f"{p['violation']:.5f}", f"{p['satisfaction']:.4f}", _f(metric(p, "cost_mean")),
+                  f"{p['explorations']:,}", "never" if tt is None else f"t = {tt:,} ({tt / n:.3f} T)")
+    console.print(u)
+    if o.expectations:
+        x = Table(title=f"{o.scenario}: expectations (enforced with --strict)", title_justify="left")
+        for name in ("check", "measured", "limit", "status"):
+            x.add_column(name)
+        for r in o.expectations:
+            x.add_row(r["check"], r["measured"], r["limit"], "[green]PASS[/]" if r["ok"] else "[bold red]FAIL[/]")
+        console.print(x)
+
+
+def main(args) -> int:
+    console = Console(width=None if sys.stdout.isatty() else 160)
+    failures: list[str] = []
+    for path in args.scenarios:
+        scenario, _ = cfg.load_scenario(path, args.overrides)
+        o = check_scenario(scenario)
+        print_outcome(o, console)
+        failures += o.bound_failures
+        if args.strict:
+            failures += o.expect_failures
+        elif o.expect_failures:
+            console.print(f"[yellow]note[/]: {len(o.expect_failures)} expectation(s) failed (not enforced without "
+                          "--strict)")
+    if failures:
+        more = f" [and {len(failures) - 1} more]" if len(failures) > 1 else ""
+        for f in failures:
+            console.print(f"[bold red]FAIL[/] {f}")
+        raise CheckFailed(failures[0] + more)
+    console.print(f"all applicable bounds hold{' and every expectation passes' if args.strict else ''}")
+    return 0

@@ -1,0 +1,1 @@
+"""Running: one scenario (:mod:`sim.running.runner`), a grid of them (:mod:`sim.running.sweep`), and the benchmark."""

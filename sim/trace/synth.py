@@ -1,0 +1,161 @@
+"""Synthetic traces with a latent-difficulty outcome model.
+
+Each request has a difficulty d ~ N(mu_group, sigma). Model m satisfies it with probability
+sigmoid(a (theta_{m,group} - d)), so a hard request is hard for every model and correctness is correlated
+across the zoo, as it is on real benchmarks. theta is calibrated per group so that the mean of p_true over
+the drawn requests equals each target accuracy exactly; labels are then Bernoulli(p_true), independent
+across models given d. Energies and latencies share a per-request length factor (a long prompt costs every
+model more) times a per-model factor, both mean-one lognormal.
+
+Text is a bag of tokens: some name the group, some a noisy bin of the difficulty, the rest are noise words,
+so a text predictor has something real, but not everything, to learn from.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+
+from sim.config import FileArrivals, GammaArrivals, PoissonArrivals, SynthTrace
+from sim.errors import UserError
+from sim.rng import stream
+from sim.trace.format import col
+
+
+def sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def mean_one_lognormal(rng: np.random.Generator, cv: float, size) -> np.ndarray:
+    if cv == 0:
+        return np.ones(size)
+    s2 = np.log1p(cv * cv)
+    return np.exp(rng.normal(-s2 / 2, np.sqrt(s2), size))
+
+
+def arrival_times(spec, n: int, seed: int) -> np.ndarray:
+    rng = stream(seed, "arrivals")
+    if isinstance(spec, PoissonArrivals):
+        return np.cumsum(rng.exponential(1.0 / spec.rate, n))
+    if isinstance(spec, GammaArrivals):
+        shape = 1.0 / spec.cv**2
+        return np.cumsum(rng.gamma(shape, 1.0 / (spec.rate * shape), n))
+    if isinstance(spec, FileArrivals):
+        return file_arrivals(spec, n)
+    raise TypeError(spec)
+
+
+def file_arrivals(spec: FileArrivals, n: int) -> np.ndarray:
+    p = Path(spec.path)
+    if not p.is_file():
+        raise UserError(f"arrivals file {spec.path}: no such file")
+    try:
+        df = pl.read_parquet(p) if p.suffix == ".parquet" else pl.read_csv(p)
+    except Exception as e:  # polars raises many kinds; all mean the same to the user
+        raise UserError(f"arrivals file {spec.path}: cannot read ({str(e).splitlines()[0]})") from None
+    if spec.column not in df.columns:
+        raise UserError(f"arrivals file {spec.path}: no column {spec.column!r} (has {df.columns})")
+    t = df[spec.column].cast(pl.Float64, strict=False).to_numpy()
+    if len(t) < n:
+        raise UserError(f"arrivals file {spec.path}: has {len(t)} timestamps, the scenario asks for {n} requests")
+    t = t[:n]
+    if not np.all(np.isfinite(t)) or np.any(np.diff(t) < 0) or t[0] < 0:
+        raise UserError(f"arrivals file {spec.path}: timestamps must be finite, non-negative and sorted")
+    return (t - t[0]) * spec.time_scale
+
+
+def calibrate_theta(d: np.ndarray, target: float, a: float) -> float:
+    """theta such that mean(sigmoid(a(theta - d))) == target, by bisection (monotone in theta)."""
+    lo, hi = float(d.min()) - 60.0 / a, float(d.max()) + 60.0 / a
+    for _ in range(100):
+        mid = 0.5 * (lo + hi)
+        if sigmoid(a * (mid - d)).mean() < target:
+            lo = mid
+        else:
+            hi = mid
+    return 0.5 * (lo + hi)
+
+
+def group_assignment(spec: SynthTrace, rng: np.random.Generator) -> np.ndarray:
+    weights = np.array([g.weight for g in spec.groups.values()], float)
+    counts = np.floor(spec.requests * weights / weights.sum()).astype(np.int64)
+    counts[: spec.requests - counts.sum()] += 1  # hand out the rounding remainder, first groups first
+    g = np.repeat(np.arange(len(counts)), counts)
+    return g if spec.mix == "sequential" else rng.permutation(g)
+
+
+def synth_frame(spec: SynthTrace, seed: int) -> tuple[pl.DataFrame, list[str]]:
+    """The synthetic trace as a table (the trace format of traces/README.md)."""
+    cols, models = synth_columns(spec, seed)
+    cols["group"] = pl.from_arrow(cols["group"]).cast(pl.Utf8)  # the trace format's group is a string
+    return pl.DataFrame(cols), models
+
+
+def synth_columns(spec: SynthTrace, seed: int) -> tuple[dict[str, np.ndarray | pl.Series], list[str]]:
+    """The synthetic trace's columns, by name; without text (``tokens: 0``) there is no ``text`` column, and
+    ``group`` is dictionary-encoded (an Arrow ``DictionaryArray``)."""
+    n, models = spec.requests, spec.models
+    groups = list(spec.groups)
+    rng = stream(seed, "synth")
+    g = group_assignment(spec, rng)
+    mu = np.array([spec.groups[name].difficulty_mean for name in groups])
+    d = mu[g] + spec.difficulty_sigma * rng.standard_normal(n)
+    length = mean_one_lognormal(rng, spec.energy_cv, n)
+    lat_length = mean_one_lognormal(rng, spec.latency_cv, n)
+    cols: dict[str, np.ndarray] = {}
+    for m in models:
+        p = np.empty(n)
+        e_mean = np.empty(n)
+        l_mean = np.empty(n)
+        for gi, name in enumerate(groups):
+            idx = np.flatnonzero(g == gi)
+            if len(idx) == 0:
+                continue
+            gs = spec.groups[name]
+            theta = calibrate_theta(d[idx], gs.accuracy[m], spec.slope)
+            p[idx] = sigmoid(spec.slope * (theta - d[idx]))
+            e_mean[idx] = gs.energy_j[m]
+            l_mean[idx] = (gs.latency_s or spec.latency_s or {}).get(m, 0.0)
+        cols[col("sat", m)] = (rng.random(n) < p).astype(np.float64)
+        cols[col("p_true", m)] = p
+        cols[col("energy_j", m)] = e_mean * length * mean_one_lognormal(rng, spec.energy_cv / 2, n)
+        cols[col("latency_s", m)] = l_mean * lat_length * mean_one_lognormal(rng, spec.latency_cv / 2, n)
+        if spec.output_tokens:
+            tokens = spec.output_tokens[m] * lat_length * mean_one_lognormal(rng, spec.latency_cv / 2, n)
+            cols[col("output_tokens", m)] = np.maximum(1, np.rint(tokens)).astype(np.int64)
+    text = synth_text(spec, g, d, rng) if spec.text.tokens else None
+    head = {
+        "request_id": np.arange(n, dtype=np.int64),
+        "arrival_s": arrival_times(spec.arrivals, n, seed),
+        # group names by code: no Python string per request (10^7-request traces)
+        "group": pa.DictionaryArray.from_arrays(pa.array(g.astype(np.int32)), pa.array(groups, pa.string())),
+        **({"text": text} if text is not None else {}),
+        "prompt_tokens": np.maximum(1, np.rint(200 * length)).astype(np.int64),
+    }
+    return {**head, **cols}, models
+
+
+def synth_text(spec: SynthTrace, g: np.ndarray, d: np.ndarray, rng: np.random.Generator) -> list[str]:
+    k, n = spec.text.tokens, len(g)
+    informative = rng.random((n, k)) < spec.text.informative
+    is_group = rng.random((n, k)) < 0.5
+    noisy_d = d[:, None] + rng.normal(0, 0.5 * spec.difficulty_sigma, (n, k))
+    d_bin = np.clip(np.floor(noisy_d / (0.5 * spec.difficulty_sigma)), -9, 9).astype(np.int64)
+    # Zipf-like noise words: a few frequent ones and a long tail, as in real text
+    noise = np.minimum(rng.zipf(1.3, (n, k)) - 1, spec.text.vocabulary - 1)
+    n_groups = len(spec.groups)
+    # token ids: [0, vocab) noise words, then group tokens, then difficulty bins -9..9
+    ids = np.where(informative, np.where(is_group, spec.text.vocabulary + g[:, None],
+                                         spec.text.vocabulary + n_groups + 9 + d_bin), noise)
+    vocab = np.array([f"w{i}" for i in range(spec.text.vocabulary)]
+                     + [f"topic{i}" for i in range(n_groups)]
+                     + [f"level{i - 9}" for i in range(19)], dtype=object)
+    words = vocab[ids]
+    return [" ".join(row) for row in words]
+
+
+def synth_provenance(spec: SynthTrace, seed: int) -> dict:
+    return {"generator": "sim.synth", "seed": seed, "params": spec.model_dump(mode="json")}
