@@ -527,9 +527,11 @@ def test_cost_unit_travels_to_metadata_summary_and_table(tmp_path, capsys):
     scen = tmp_path / "s.yaml"
     scen.write_text(f"name: cny\nseed: 1\nalpha: 0.6\nobjective: cost_usd\ntrace: {{path: {out}}}\n"
                     "engine: {mode: sequential}\npolicies:\n  - {kind: always, model: large}\n")
-    table, _ = ok(["run", scen, "-o", tmp_path / "res", "--no-report"], capsys)
+    table, _ = ok(["run", scen, "-o", tmp_path / "res"], capsys)
     assert "CNY" in table and "USD" not in table
     assert json.loads((tmp_path / "res" / "summary.json").read_text())["cost_unit"] == "CNY"
+    report = (tmp_path / "res" / "report.html").read_text()
+    assert "CNY" in report and "USD" not in report
     bad(LONG + ["--cost", "cost", "--cost-unit", "two words", "-o", tmp_path / "x.parquet"], capsys, "--cost-unit")
 
 

@@ -1,10 +1,16 @@
-"""Import a wide per-request outcome table (one row per request, columns per model) into the trace format.
+"""Import a per-request outcome table into the trace format: wide (one row per request, columns per model) or long
+(one row per request and model, pivoted here).
 
-``python -m sim trace import outcomes FILE.csv -o out.parquet [--preset routerbench|routellm|messplus]
-[--sat 'correct__*'] [--cost 'cost_usd__*'] [--energy GLOB] [--latency GLOB] [--output-tokens GLOB]
-[--group COL] [--text COL] [--id COL] [--models a,b,c] [--cost-per-request m=USD,...]``
+``python -m sim trace import outcomes FILE.csv -o out.parquet [--preset routerbench|routellm|messplus|embedllm|
+routerbench-martian] [--sat 'correct__*'] [--cost 'cost_usd__*'] [--energy GLOB] [--latency GLOB]
+[--latency-unit s|ms|us] [--cost-unit LABEL] [--output-tokens GLOB] [--prompt-tokens COL] [--group COL]
+[--text COL] [--embedding COL] [--id COL] [--models a,b,c] [--cost-per-request m=PRICE,...]
+[--price-per-mtok m=PRICE[:OUT],...] [--layout wide|long] [--model-column COL] [--order file|shuffle] [--seed S]
+[--join FILE --on COL]`` (each option in ``docs/importers.md``).
 
-- Column globs have exactly one ``*``, which is the model name: ``--sat 'correct__*'`` finds the models.
+- Column globs have exactly one ``*``, which is the model name: ``--sat 'correct__*'`` finds the models. In the
+  long layout the options name columns instead, and the table is pivoted to ``<column>__<model>``.
+- A table without any cost is imported with a warning; ``sim run`` refuses it until a cost is added.
 - A satisfaction value in [0, 1] that is not 0 or 1 is kept as a probability.
 - Rows with a missing label (or a missing cost, energy, latency or token count) are dropped and counted on
   stderr and in the provenance; nothing is filled in.
