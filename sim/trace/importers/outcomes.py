@@ -309,6 +309,9 @@ def import_outcomes(path: str | Path, out: str | Path, *, preset: str | None = N
         say(f"note: --sat {sat!r} has no '*': reading a long table (one row per request and model; models in "
             f"column {model_column!r}); pass --layout wide to refuse this")
     layout = layout or "wide"
+    if layout == "wide" and "*" not in sat:
+        raise UserError(f"--sat {sat!r}: the pattern needs exactly one '*', which stands for the model name (e.g. "
+                        f"'correct__*'); for a long table (a row per request and model) add --layout long --model-column COL")
     if layout == "long":
         if not model_column:
             raise UserError("--layout long needs --model-column COL, the column that names the model")
@@ -332,6 +335,7 @@ def import_outcomes(path: str | Path, out: str | Path, *, preset: str | None = N
         else:
             id_col, source_id = None, key
         notes["layout"] = f"long: pivoted on {model_column!r}, one request per {key!r} in order of first appearance"
+        notes.setdefault("_display", {}).update({f"{v}__*": v for v in values})
     if join is not None:
         df = _join_side(df, join, on, where, say)
         notes["join"] = {"file": str(join), "on": on}
