@@ -676,3 +676,27 @@ def test_preset_embedllm(tmp_path, capsys):
         assert df[f"sat__m{r['model_id']}"][r["prompt_id"]] == r["label"]
     assert df["text"][1] == "Name the capital of Australia."
     bad(["trace", "import", "outcomes", LONG_CSV, "--preset", "embedllm", "-o", out], capsys, "model_id")
+
+
+def test_quality_only_trace_gets_energy_from_a_profile(tmp_path, capsys):
+    csv = tmp_path / "q.csv"
+    csv.write_text("id,model,ok\n1,a,1\n1,b,1\n2,a,0\n2,b,1\n")
+    out = tmp_path / "o.parquet"
+    _, err = ok(["trace", "import", "outcomes", csv, "--sat", "ok", "--id", "id", "-o", out], capsys)
+    assert "no cost yet" in err
+    arr = tmp_path / "arr.csv"
+    arr.write_text("ts,p,o\n0,1000,10\n1,2000,20\n")
+    a = tmp_path / "a.parquet"
+    ok(["trace", "import", "arrivals", arr, "--time", "ts", "--prompt-tokens", "p", "--output-tokens", "o", "-o", a], capsys)
+    prof = tmp_path / "decode.csv"
+    prof.write_text("model,batch,ctx,step_ms,j_per_token\nm1,1,1024,10,2.0\nm1,4,1024,12,0.6\n")
+    (tmp_path / "prefill.csv").write_text("model,batch,prompt_tokens,ms,j\nm1,1,1000,5,3\n")
+    t = tmp_path / "t.parquet"
+    bare = tmp_path / "bare.parquet"
+    _, err = ok(["trace", "compose", "--outcomes", out, "--arrivals", a, "-o", bare], capsys)
+    assert "still has no cost" in err
+    ok(["trace", "compose", "--outcomes", out, "--arrivals", a, "-o", t, "--profile", prof, "--gpu", "h200",
+        "--map", "a=m1,b=m1*2"], capsys)
+    df, meta = read_table(t)
+    assert meta["cost_unit"] == "J" and df["energy_j__b"].to_list() == pytest.approx((2 * df["energy_j__a"]).to_list())
+    assert load_trace(t).outcomes.cost.shape == (2, 2)
