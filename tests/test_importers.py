@@ -18,6 +18,10 @@ from sim.trace.format import load_trace, read_table
 DATA = Path(__file__).parents[1].parent / "shared" / "data"
 FIXTURES = Path(__file__).parent / "fixtures"
 MESSPLUS_CSV = FIXTURES / "messplus_reference.csv"
+LONG_CSV = FIXTURES / "long_outcomes.csv"
+QUESTIONS = FIXTURES / "long_questions.jsonl"
+EMBEDLLM_CSV = FIXTURES / "embedllm_train.csv"
+MARTIAN_CSV = FIXTURES / "routerbench_martian.csv"
 
 RB_LABELS = DATA / "routerbench_subset" / "routerbench_arc_mbpp_winogrande_labels.csv"
 RL_MMLU = DATA / "routellm_evals" / "routellm_mmlu_labels.csv"
@@ -91,7 +95,8 @@ def profiles(tmp_path_factory):
 def test_azure_rates(azure, capsys):
     code = info_json(azure / "code.parquet", capsys)
     conv = info_json(azure / "conv.parquet", capsys)
-    assert set(code) == {"rows", "span_s", "rate_per_s", "interarrival_cv", "peak_rate_1s", "models", "groups", "provenance"}
+    assert set(code) == {"rows", "span_s", "rate_per_s", "interarrival_cv", "peak_rate_1s", "models", "groups", "order",
+                         "fractional_sat", "provenance"}
     assert code["rows"] == 8819 and conv["rows"] == 19366
     assert abs(code["rate_per_s"] - 2.57) <= 0.05
     assert abs(conv["rate_per_s"] - 5.53) <= 0.05
@@ -381,7 +386,8 @@ def test_bad_outcome_files(tmp_path, capsys):
     nocost = tmp_path / "nocost.csv"
     nocost.write_text("c__a,c__b,u__a\n1,0,1\n")
     bad(imp + [nocost, "--sat", "c__*", "--cost", "u__*", "-o", out], capsys, "'b'")
-    bad(imp + [nocost, "--sat", "c__*", "-o", out], capsys, "--cost")
+    _, err = ok(imp + [nocost, "--sat", "c__*", "-o", tmp_path / "quality_only.parquet"], capsys)
+    assert "no cost yet" in err  # quality without cost is imported, with a warning
     bad(imp + [nocost, "--sat", "c__*", "--cost", "u__*", "--models", "a,zz", "-o", out], capsys, "zz")
     bad(imp + [nocost, "--preset", "nope", "-o", out], capsys, "unknown preset", "nope")
     bad(imp + [tmp_path / "missing.csv", "--sat", "c__*", "-o", out], capsys, "no such file")
@@ -455,3 +461,242 @@ def test_bad_profile_compose_and_info_inputs(tmp_path, capsys):
     bad(["trace", "info", csv], capsys, "parquet")
     bad(["trace", "info", tmp_path / "none.parquet"], capsys, "no such file")
     bad(["trace", "info", tmp_path], capsys, "directory")
+
+
+# ------------------------------------------------------------------ issue 17: the shapes people actually hold
+
+LONG = ["trace", "import", "outcomes", LONG_CSV, "--sat", "correct", "--id", "id"]
+
+
+def test_long_layout_pivots_like_the_source(tmp_path, capsys):
+    out = tmp_path / "long.parquet"
+    _, err = ok(LONG + ["--cost", "cost", "--latency", "latency_ms", "--latency-unit", "ms", "--group", "benchmark",
+                        "-o", out], capsys)
+    assert "long table" in err and "'model'" in err  # detected, and said so
+    assert "dropped 1 of 6" in err  # request 6 has no 'medium' row: a missing label, dropped like in the wide layout
+    df, meta = read_table(out)
+    src = pl.read_csv(LONG_CSV)
+    assert meta["models"] == ["small", "medium", "large"]  # by mean cost
+    assert df["request_id"].to_list() == [1, 2, 3, 4, 5]  # file order of first appearance
+    for row in src.filter(pl.col("id") != 6).iter_rows(named=True):
+        r = df.filter(pl.col("request_id") == row["id"])
+        assert r[f"sat__{row['model']}"].item() == row["correct"]
+        assert r[f"cost_usd__{row['model']}"].item() == row["cost"]
+        assert r[f"latency_s__{row['model']}"].item() == pytest.approx(row["latency_ms"] / 1000)
+        assert r["group"].item() == row["benchmark"]
+    assert meta["provenance"]["latency_unit_in_source"].startswith("ms")
+    # the same table given explicitly gives the same file
+    out2 = tmp_path / "long2.parquet"
+    ok(LONG + ["--layout", "long", "--model-column", "model", "--cost", "cost", "--latency", "latency_ms",
+               "--latency-unit", "ms", "--group", "benchmark", "-o", out2], capsys)
+    assert read_table(out2)[0].equals(df)
+    # a latency in ms read as seconds would be 1000x larger: the unit matters
+    ok(LONG + ["--cost", "cost", "--latency", "latency_ms", "-o", out2], capsys)
+    assert read_table(out2)[0]["latency_s__large"][0] == 1000 * df["latency_s__large"][0]
+
+
+def test_long_layout_bad_inputs(tmp_path, capsys):
+    out = tmp_path / "o.parquet"
+    dup = tmp_path / "dup.csv"
+    dup.write_text(LONG_CSV.read_text() + "1,small,1,0.002,120,40,10,arc\n")
+    bad(["trace", "import", "outcomes", dup, "--sat", "correct", "--id", "id", "--cost", "cost", "-o", out], capsys,
+        "more than one row", "small")
+    mixed = tmp_path / "mixed.csv"
+    mixed.write_text(LONG_CSV.read_text().replace("1,large,1,0.030,900,40,12,arc", "1,large,1,0.030,900,40,12,gsm8k"))
+    bad(["trace", "import", "outcomes", mixed, "--sat", "correct", "--id", "id", "--cost", "cost", "--group",
+         "benchmark", "-o", out], capsys, "benchmark", "differs")
+    bad(LONG[:-2] + ["--layout", "long", "--model-column", "model", "--cost", "cost", "-o", out], capsys, "--id")
+    bad(LONG + ["--layout", "long", "--cost", "cost", "-o", out], capsys, "--model-column")
+    bad(LONG + ["--layout", "tall", "-o", out], capsys, "--layout", "tall")
+    bad(LONG + ["--model-column", "nope", "--cost", "cost", "-o", out], capsys, "nope")
+    bad(LONG + ["--cost", "cost__*", "-o", out], capsys, "--cost", "column name")
+    bad(LONG + ["--cost", "cost", "--latency", "latency_ms", "--latency-unit", "min", "-o", out], capsys,
+        "--latency-unit", "min")
+    assert not out.exists() and not list(tmp_path.glob(".*.tmp"))
+
+
+def test_cost_unit_travels_to_metadata_summary_and_table(tmp_path, capsys):
+    out = tmp_path / "cny.parquet"
+    _, err = ok(LONG + ["--cost", "cost", "--cost-unit", "CNY", "-o", out], capsys)
+    assert "cost in CNY" in err
+    _, meta = read_table(out)
+    assert meta["cost_unit"] == "CNY" and meta["money_unit"] == "CNY"
+    assert load_trace(out, objective="cost_usd").cost_unit == "CNY"
+    out_text, _ = ok(["trace", "info", out], capsys)
+    assert "mean cost in CNY" in out_text
+    scen = tmp_path / "s.yaml"
+    scen.write_text(f"name: cny\nseed: 1\nalpha: 0.6\nobjective: cost_usd\ntrace: {{path: {out}}}\n"
+                    "engine: {mode: sequential}\npolicies:\n  - {kind: always, model: large}\n")
+    table, _ = ok(["run", scen, "-o", tmp_path / "res"], capsys)
+    assert "CNY" in table and "USD" not in table
+    assert json.loads((tmp_path / "res" / "summary.json").read_text())["cost_unit"] == "CNY"
+    report = (tmp_path / "res" / "report.html").read_text()
+    assert "CNY" in report and "USD" not in report
+    bad(LONG + ["--cost", "cost", "--cost-unit", "two words", "-o", tmp_path / "x.parquet"], capsys, "--cost-unit")
+
+
+def test_quality_without_cost_then_run_refuses_then_price_list(tmp_path, capsys):
+    out = tmp_path / "q.parquet"
+    _, err = ok(LONG + ["-o", out], capsys)
+    assert "warning" in err and "no cost yet" in err
+    df, meta = read_table(out)
+    assert not [c for c in df.columns if c.startswith(("cost_usd__", "energy_j__"))]
+    assert meta["cost_unit"] == "none" and "no cost yet" in meta["provenance"]["cost"]
+    scen = tmp_path / "s.yaml"
+    scen.write_text(f"name: q\nseed: 1\nalpha: 0.6\ntrace: {{path: {out}}}\nengine: {{mode: sequential}}\n"
+                    "policies:\n  - {kind: always, model: large}\n")
+    bad(["run", scen, "-o", tmp_path / "res"], capsys, "no cost yet", "--profile", "--cost-per-request", "--price-per-mtok")
+    assert not (tmp_path / "res").exists()
+    # per-token prices x the table's own token counts
+    priced = tmp_path / "p.parquet"
+    ok(LONG + ["--prompt-tokens", "prompt_tokens", "--output-tokens", "output_tokens",
+               "--price-per-mtok", "small=1,medium=3:6,large=10:30", "-o", priced], capsys)
+    df, meta = read_table(priced)
+    src = pl.read_csv(LONG_CSV).filter(pl.col("id") == 1)
+    tok = {r["model"]: (r["prompt_tokens"], r["output_tokens"]) for r in src.iter_rows(named=True)}
+    assert df["cost_usd__small"][0] == pytest.approx((tok["small"][0] * 1 + tok["small"][1] * 1) / 1e6)
+    assert df["cost_usd__medium"][0] == pytest.approx((tok["medium"][0] * 3 + tok["medium"][1] * 6) / 1e6)
+    assert df["cost_usd__large"][0] == pytest.approx((tok["large"][0] * 10 + tok["large"][1] * 30) / 1e6)
+    bad(LONG + ["--price-per-mtok", "small=1,medium=3,large=10", "-o", priced], capsys, "--prompt-tokens")
+    bad(LONG + ["--prompt-tokens", "prompt_tokens", "--output-tokens", "output_tokens",
+                "--price-per-mtok", "small=1,medium=x,large=1", "-o", priced], capsys, "medium")
+
+
+def test_token_counts_on_outcome_tables_survive_compose(tmp_path, capsys):
+    out = tmp_path / "tok.parquet"
+    ok(LONG + ["--cost", "cost", "--prompt-tokens", "prompt_tokens", "--output-tokens", "output_tokens", "-o", out],
+       capsys)
+    df, _ = read_table(out)
+    assert df["prompt_tokens"].to_list() == [40, 35, 60, 20, 80]
+    assert df["output_tokens__large"].to_list() == [12, 10, 19, 7, 29]
+    arr = tmp_path / "arr.csv"
+    arr.write_text("t,p,o\n0,999,888\n1,999,888\n2,999,888\n")
+    ok(["trace", "import", "arrivals", arr, "--time", "t", "--prompt-tokens", "p", "--output-tokens", "o",
+        "-o", tmp_path / "a.parquet"], capsys)
+    ok(["trace", "compose", "--outcomes", out, "--arrivals", tmp_path / "a.parquet", "-o", tmp_path / "c.parquet"],
+       capsys)
+    composed, _ = read_table(tmp_path / "c.parquet")
+    assert composed["prompt_tokens"].to_list() == df["prompt_tokens"].to_list()  # the request's own counts
+    assert composed["output_tokens__large"].to_list() == df["output_tokens__large"].to_list()
+    bad(LONG + ["--cost", "cost", "--prompt-tokens", "benchmark", "-o", tmp_path / "x.parquet"], capsys,
+        "benchmark", "numeric")
+
+
+def test_order_shuffle_is_seeded_and_info_says_grouped(tmp_path, capsys):
+    a, b, c = (tmp_path / f"{x}.parquet" for x in "abc")
+    ok(LONG + ["--cost", "cost", "--group", "benchmark", "-o", a], capsys)
+    info = info_json(a, capsys)
+    assert info["order"]["grouped"] is True and info["order"]["groups"] == 2 and info["order"]["group_runs"] == 2
+    out_text, _ = ok(["trace", "info", a], capsys)
+    assert "grouped" in out_text
+    ok(LONG + ["--cost", "cost", "--group", "benchmark", "--order", "shuffle", "--seed", "5", "-o", b], capsys)
+    ok(LONG + ["--cost", "cost", "--group", "benchmark", "--order", "shuffle", "--seed", "5", "-o", c], capsys)
+    assert b.read_bytes() == c.read_bytes()
+    db, meta = read_table(b)
+    assert sorted(db["request_id"].to_list()) == [1, 2, 3, 4, 5] and db["request_id"].to_list() != [1, 2, 3, 4, 5]
+    assert db["arrival_s"].to_list() == [0.0, 1.0, 2.0, 3.0, 4.0]
+    assert meta["provenance"]["order"] == "shuffled (seed 5)"
+    da, _ = read_table(a)
+    for rid in range(1, 6):  # each request keeps its own outcomes
+        assert db.filter(pl.col("request_id") == rid).drop("arrival_s").equals(
+            da.filter(pl.col("request_id") == rid).drop("arrival_s"))
+    bad(LONG + ["--cost", "cost", "--order", "random", "-o", c], capsys, "--order", "random")
+
+
+def test_join_side_file(tmp_path, capsys):
+    out = tmp_path / "j.parquet"
+    _, err = ok(LONG + ["--cost", "cost", "--join", QUESTIONS, "--on", "id", "--text", "question", "--group", "topic",
+                        "--embedding", "embedding", "-o", out], capsys)
+    df, _ = read_table(out)
+    assert df["text"][3] == "Tom has 3 apples and buys 2 more. How many?" and df["group"][3] == "math"
+    assert df["embedding"][0].to_list() == [0.1, 0.2, 0.3]
+    tr = load_trace(out, objective="cost_usd")
+    assert tr.features.feature_dim == 3 and tr.features.group_names == ["math", "science"]
+    # a CSV side file with JSON-text embeddings works the same way
+    side = tmp_path / "side.csv"
+    side.write_text('id,question,vec\n1,a b,"[1, 0]"\n2,c,"[0, 1]"\n3,d,"[1, 1]"\n4,e,"[0, 0]"\n5,f,"[2, 2]"\n')
+    ok(LONG + ["--cost", "cost", "--join", side, "--on", "id", "--embedding", "vec", "-o", out], capsys)
+    assert read_table(out)[0]["embedding"][4].to_list() == [2.0, 2.0]
+    dup = tmp_path / "dup.csv"
+    dup.write_text("id,question\n1,a\n1,b\n")
+    bad(LONG + ["--cost", "cost", "--join", dup, "--on", "id", "-o", tmp_path / "x.parquet"], capsys, "'id'", "duplicated")
+    bad(LONG + ["--cost", "cost", "--join", side, "--on", "qid", "-o", tmp_path / "x.parquet"], capsys, "qid")
+    bad(LONG + ["--cost", "cost", "--join", side, "-o", tmp_path / "x.parquet"], capsys, "--on")
+    bad(LONG + ["--cost", "cost", "--join", tmp_path / "none.csv", "--on", "id", "-o", tmp_path / "x.parquet"], capsys,
+        "no such file")
+    ragged = tmp_path / "ragged.csv"
+    ragged.write_text('id,vec\n1,"[1, 0]"\n2,"[0]"\n3,"[1, 1]"\n4,"[0, 0]"\n5,"[2, 2]"\n')
+    bad(LONG + ["--cost", "cost", "--join", ragged, "--on", "id", "--embedding", "vec", "-o", tmp_path / "x.parquet"],
+        capsys, "--embedding", "same length")
+    assert not (tmp_path / "x.parquet").exists()
+
+
+def test_fractional_scores_are_reported(tmp_path, capsys):
+    out = tmp_path / "m.parquet"
+    _, err = ok(["trace", "import", "outcomes", MARTIAN_CSV, "--preset", "routerbench-martian", "-o", out], capsys)
+    src = pl.read_csv(MARTIAN_CSV)
+    scores = src.select("gpt-4-1106-preview", "meta/llama-2-70b-chat", "mistralai/mistral-7b-chat").to_numpy().ravel()
+    expected = int(((scores > 0) & (scores < 1)).sum())
+    assert expected > 0 and f"{expected} of {scores.size} satisfaction values are fractional" in err
+    info = info_json(out, capsys)
+    assert info["fractional_sat"] == {"values": expected, "of": scores.size}
+    out_text, _ = ok(["trace", "info", out], capsys)
+    assert "fractional sat" in out_text
+    ok(LONG + ["--cost", "cost", "-o", out], capsys)
+    assert info_json(out, capsys)["fractional_sat"]["values"] == 0
+
+
+def test_preset_routerbench_martian(tmp_path, capsys):
+    out = tmp_path / "m.parquet"
+    ok(["trace", "import", "outcomes", MARTIAN_CSV, "--preset", "routerbench-martian", "-o", out], capsys)
+    df, meta = read_table(out)
+    src = pl.read_csv(MARTIAN_CSV)
+    assert meta["models"] == ["mistralai_mistral-7b-chat", "meta_llama-2-70b-chat", "gpt-4-1106-preview"]  # by mean USD
+    assert meta["provenance"]["model_names"]["meta_llama-2-70b-chat"] == "meta/llama-2-70b-chat"
+    assert df["sat__meta_llama-2-70b-chat"].to_list() == src["meta/llama-2-70b-chat"].to_list()
+    assert df["cost_usd__gpt-4-1106-preview"].to_list() == src["gpt-4-1106-preview|total_cost"].to_list()
+    assert df["group"].to_list() == src["eval_name"].to_list() and df["text"][0] == src["prompt"][0]
+    assert df["source_id"].to_list() == src["sample_id"].to_list()
+    bad(["trace", "import", "outcomes", LONG_CSV, "--preset", "routerbench-martian", "-o", out], capsys, "sample_id")
+    broken = tmp_path / "broken.csv"
+    broken.write_text("sample_id,eval_name,a|total_cost,b|total_cost,b\n1,x,0.1,0.2,1\n")
+    bad(["trace", "import", "outcomes", broken, "--preset", "routerbench-martian", "-o", tmp_path / "b.parquet"],
+        capsys, "no score column", "'a'")
+
+
+def test_preset_embedllm(tmp_path, capsys):
+    out = tmp_path / "e.parquet"
+    _, err = ok(["trace", "import", "outcomes", EMBEDLLM_CSV, "--preset", "embedllm", "-o", out], capsys)
+    assert "1 repeated (request, model) row(s)" in err and "no cost yet" in err
+    df, meta = read_table(out)
+    src = pl.read_csv(EMBEDLLM_CSV)
+    assert meta["models"] == ["m0", "m1", "m2"] and df["source_id"].to_list() == ["0", "1", "2", "3"]
+    best = src.group_by("prompt_id", "model_id").agg(pl.col("label").max())  # EmbedLLM's own loader keeps the max
+    for r in best.iter_rows(named=True):
+        assert df[f"sat__m{r['model_id']}"][r["prompt_id"]] == r["label"]
+    assert df["text"][1] == "Name the capital of Australia."
+    bad(["trace", "import", "outcomes", LONG_CSV, "--preset", "embedllm", "-o", out], capsys, "model_id")
+
+
+def test_quality_only_trace_gets_energy_from_a_profile(tmp_path, capsys):
+    csv = tmp_path / "q.csv"
+    csv.write_text("id,model,ok\n1,a,1\n1,b,1\n2,a,0\n2,b,1\n")
+    out = tmp_path / "o.parquet"
+    _, err = ok(["trace", "import", "outcomes", csv, "--sat", "ok", "--id", "id", "-o", out], capsys)
+    assert "no cost yet" in err
+    arr = tmp_path / "arr.csv"
+    arr.write_text("ts,p,o\n0,1000,10\n1,2000,20\n")
+    a = tmp_path / "a.parquet"
+    ok(["trace", "import", "arrivals", arr, "--time", "ts", "--prompt-tokens", "p", "--output-tokens", "o", "-o", a], capsys)
+    prof = tmp_path / "decode.csv"
+    prof.write_text("model,batch,ctx,step_ms,j_per_token\nm1,1,1024,10,2.0\nm1,4,1024,12,0.6\n")
+    (tmp_path / "prefill.csv").write_text("model,batch,prompt_tokens,ms,j\nm1,1,1000,5,3\n")
+    t = tmp_path / "t.parquet"
+    bare = tmp_path / "bare.parquet"
+    _, err = ok(["trace", "compose", "--outcomes", out, "--arrivals", a, "-o", bare], capsys)
+    assert "still has no cost" in err
+    ok(["trace", "compose", "--outcomes", out, "--arrivals", a, "-o", t, "--profile", prof, "--gpu", "h200",
+        "--map", "a=m1,b=m1*2"], capsys)
+    df, meta = read_table(t)
+    assert meta["cost_unit"] == "J" and df["energy_j__b"].to_list() == pytest.approx((2 * df["energy_j__a"]).to_list())
+    assert load_trace(t).outcomes.cost.shape == (2, 2)

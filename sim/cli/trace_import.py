@@ -17,17 +17,23 @@ def register(tsub) -> None:
     isub.required = True
 
     o = isub.add_parser(
-        "outcomes", help="a wide outcome table (one row per request, columns per model) -> trace",
+        "outcomes", help="an outcome table (wide: columns per model; long: a row per request and model) -> trace",
         description="Import a wide per-request outcome table into a trace. Column globs have one '*', the model "
                     "name. Rows with missing labels are reported and dropped. Models are ordered by mean cost "
                     "(energy, else USD) unless --models is given.")
     o.add_argument("file", help="CSV, JSONL or Parquet file")
     o.add_argument("-o", "--out", required=True, type=Path, help="output trace (Parquet)")
-    o.add_argument("--preset", help="routerbench | routellm | messplus")
+    o.add_argument("--preset", help="routerbench | routellm | messplus | embedllm | routerbench-martian")
+    o.add_argument("--layout", help="wide (columns per model) | long (one row per request and model); "
+                                    "default: long when --sat has no '*' and there is a model column")
+    o.add_argument("--model-column", help="long layout: the column naming the model (default 'model')")
     o.add_argument("--sat", help="glob of the satisfaction columns, e.g. 'correct__*' (0/1 or probabilities)")
     o.add_argument("--cost", help="glob of the USD cost columns, e.g. 'cost_usd__*'")
     o.add_argument("--energy", help="glob of the energy columns (J)")
     o.add_argument("--latency", help="glob of the latency columns (s); without it latency is 0")
+    o.add_argument("--latency-unit", default="s", help="unit of the latency columns: s | ms | us (default s)")
+    o.add_argument("--cost-unit", help="label of the --cost / --cost-per-request money unit (default USD), e.g. CNY")
+    o.add_argument("--prompt-tokens", help="column with the prompt-token count (one per request)")
     o.add_argument("--output-tokens", help="glob of the output-token columns")
     o.add_argument("--group", help="column with the group (benchmark) name; default: one group 'all'")
     o.add_argument("--text", help="column with the prompt text")
@@ -35,6 +41,15 @@ def register(tsub) -> None:
     o.add_argument("--models", help="comma-separated models to keep, in this order (default: all, cheapest first)")
     o.add_argument("--cost-per-request", metavar="M=USD,...",
                    help="a constant USD cost per request for each model, for tables without cost columns")
+    o.add_argument("--price-per-mtok", metavar="M=PRICE[:OUT],...",
+                   help="price per 1M tokens (or prompt:output prices) for each model; cost = tokens x price "
+                        "(needs --prompt-tokens and --output-tokens)")
+    o.add_argument("--order", default="file", help="file (keep the file's order) | shuffle (seeded; see --seed)")
+    o.add_argument("--seed", type=int, default=0, help="seed for --order shuffle (default 0)")
+    o.add_argument("--join", help="side file (CSV, JSONL or Parquet) whose columns (text, embedding, group) are "
+                                  "attached by --on")
+    o.add_argument("--on", help="the key column shared by the outcomes file and the --join file")
+    o.add_argument("--embedding", help="column with a list of floats per request (JSON text in a CSV)")
     o.set_defaults(func=_outcomes)
 
     a = isub.add_parser(
@@ -80,9 +95,13 @@ def _outcomes(args) -> int:
 
     s = import_outcomes(args.file, args.out, preset=args.preset, sat=args.sat, cost=args.cost, energy=args.energy,
                         latency=args.latency, output_tokens=args.output_tokens, group=args.group, text=args.text,
-                        id_col=args.id_col, models=args.models, cost_per_request=args.cost_per_request)
+                        id_col=args.id_col, models=args.models, cost_per_request=args.cost_per_request,
+                        layout=args.layout, model_column=args.model_column, latency_unit=args.latency_unit,
+                        cost_unit=args.cost_unit, prompt_tokens=args.prompt_tokens, price_per_mtok=args.price_per_mtok,
+                        order=args.order, seed=args.seed, join=args.join, on=args.on, embedding=args.embedding)
+    unit = "no cost yet" if s["cost_unit"] == "none" else f"cost in {s['cost_unit']}"
     print(f"wrote {s['out']}: {s['rows']} requests x {len(s['models'])} models ({', '.join(s['models'])}), "
-          f"cost in {s['cost_unit']}; dropped {s['dropped']} row(s)", file=sys.stderr)
+          f"{unit}; dropped {s['dropped']} row(s)", file=sys.stderr)
     return 0
 
 

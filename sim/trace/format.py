@@ -169,8 +169,15 @@ def numeric_columns(columns: list[str], models: list[str]) -> list[str]:
     return [n for n in names if n in columns]
 
 
-def check_schema(src, models: list[str], where: str) -> None:
-    """The checks that need only the column names and types; a one-line :class:`UserError` for the first problem."""
+NO_COST_HINT = ("the trace has no cost yet: add energy with `python -m sim trace compose --profile P --gpu G --map ...`, "
+                "or re-import it with --cost GLOB, --energy GLOB, --cost-per-request MODEL=PRICE,... or "
+                "--price-per-mtok MODEL=PRICE,... (x token counts)")
+
+
+def check_schema(src, models: list[str], where: str, need_cost: bool = True) -> None:
+    """The checks that need only the column names and types; a one-line :class:`UserError` for the first problem.
+
+    ``need_cost=False`` lets an importer write a trace of outcomes whose cost is added later (compose)."""
     if src.height == 0:
         raise UserError(f"{where}: the trace has zero rows")
     check_model_names(models, where)
@@ -188,8 +195,8 @@ def check_schema(src, models: list[str], where: str) -> None:
         for family, required in PER_MODEL.items():
             if required and col(family, m) not in src.columns:
                 raise UserError(f"{where}: missing column {col(family, m)!r} for model {m!r}")
-        if not any(col(f, m) in src.columns for f in COST_FAMILIES):
-            raise UserError(f"{where}: model {m!r} has neither 'energy_j__{m}' nor 'cost_usd__{m}'")
+        if need_cost and not any(col(f, m) in src.columns for f in COST_FAMILIES):
+            raise UserError(f"{where}: model {m!r} has neither 'energy_j__{m}' nor 'cost_usd__{m}'; {NO_COST_HINT}")
     for name in numeric_columns(src.columns, models):
         if not src.schema[name].is_numeric():
             raise UserError(f"{where}: column {name!r} must be numeric, found {src.schema[name]}")
@@ -229,10 +236,10 @@ def check_arrivals(arr: np.ndarray, where: str) -> None:
         raise UserError(f"{where}: arrivals are not sorted: row {i} arrives at {arr[i]} s, before row {i - 1} at {arr[i - 1]} s")
 
 
-def validate_frame(df: pl.DataFrame, models: list[str], where: str) -> None:
+def validate_frame(df: pl.DataFrame, models: list[str], where: str, need_cost: bool = True) -> None:
     """Raise a one-line :class:`UserError` naming the first problem found in a trace table."""
     src = FrameColumns(df)
-    check_schema(src, models, where)
+    check_schema(src, models, where, need_cost)
     for name in numeric_columns(src.columns, models):
         check_values(name, src.get(name), where)
     check_request_ids(df["request_id"].to_numpy(), where)
@@ -282,10 +289,16 @@ def read_parquet(path: str | Path, what: str, meta_key: bytes, hint: str = "") -
         raise UserError(f"{what} {path}: not a readable Parquet file ({str(e).splitlines()[0]}){hint}") from None
 
 
-def write_trace(df: pl.DataFrame, path: str | Path, models: list[str], provenance: dict, cost_unit: str = "J") -> None:
-    """Validate and write a trace atomically, with the format version, model order and provenance in metadata."""
-    validate_frame(df, models, str(path))
+def write_trace(df: pl.DataFrame, path: str | Path, models: list[str], provenance: dict, cost_unit: str = "J",
+                money_unit: str = "USD", need_cost: bool = True) -> None:
+    """Validate and write a trace atomically, with the format version, model order and provenance in metadata.
+
+    ``cost_unit`` is the unit of the default objective (``J``, or the money unit when there is no energy);
+    ``money_unit`` labels the ``cost_usd__<m>`` columns (USD unless the source was priced in CNY, EUR, ...)."""
+    validate_frame(df, models, str(path), need_cost)
     meta = {"format_version": FORMAT_VERSION, "models": list(models), "cost_unit": cost_unit, "provenance": provenance}
+    if money_unit != "USD":
+        meta["money_unit"] = money_unit
     write_parquet(df.to_arrow(), path, META_KEY, meta)
 
 
@@ -359,11 +372,12 @@ def load_trace(path: str | Path, objective: str = "energy_j", drop: tuple[str, .
     src = ParquetColumns(path)
     return build(src, src.meta.get("models") or models_in_columns(src.columns), path=str(path),
                  cost_unit=src.meta.get("cost_unit", "J"), provenance=src.meta.get("provenance", {}),
-                 objective=objective, drop=drop)
+                 objective=objective, drop=drop, money_unit=src.meta.get("money_unit", "USD"))
 
 
 def build(src: FrameColumns | DictColumns | ParquetColumns, models: list[str], *, path: str, cost_unit: str = "J",
-          provenance: dict | None = None, objective: str = "energy_j", drop: tuple[str, ...] = ()) -> Trace:
+          provenance: dict | None = None, objective: str = "energy_j", drop: tuple[str, ...] = (),
+          money_unit: str = "USD") -> Trace:
     """Validate the trace column by column while its arrays are built (each column is read once).
 
     ``drop`` names columns or per-model families (``prompt_tokens``, ``output_tokens``) that the run never
@@ -428,7 +442,7 @@ def build(src: FrameColumns | DictColumns | ParquetColumns, models: list[str], *
         if name not in checked:
             column(name)
     return Trace(path=path, models=list(models), request_id=request_id, arrival_s=arrival_s, features=features,
-                 outcomes=outcomes, cost_unit="USD" if objective == "cost_usd" else cost_unit,
+                 outcomes=outcomes, cost_unit=money_unit if objective == "cost_usd" else cost_unit,
                  provenance=provenance or {})
 
 

@@ -103,7 +103,7 @@ def compose(outcomes: str | Path, arrivals: str | Path, out: str | Path, *, time
     if not models:
         raise UserError(f"outcomes {outcomes}: not a trace (no 'sat__<model>' columns); "
                         f"make one with `python -m sim trace import outcomes`")
-    validate_frame(dfo, models, str(outcomes))
+    validate_frame(dfo, models, str(outcomes), need_cost=False)  # its cost may come from --profile
     dfa, prov_a = read_arrivals(arrivals)
     n_out, n_arr = dfo.height, dfa.height
     n = rows or n_out
@@ -197,7 +197,11 @@ def compose(outcomes: str | Path, arrivals: str | Path, out: str | Path, *, time
         "time_scale": float(time_scale), "rows": n, "arrival_start_index": start,
         "outcomes_provenance": meta.get("provenance", {}), "arrivals_provenance": prov_a, **notes,
     }
-    write_trace(df, out, models, provenance, cost_unit=cost_unit)
+    if not any(col(f, m) in df.columns for f in ("energy_j", "cost_usd") for m in models):
+        say("warning: the trace still has no cost; `sim run` refuses it until you add one (--profile, or re-import "
+            "with --cost, --cost-per-request or --price-per-mtok)")
+    write_trace(df, out, models, provenance, cost_unit=cost_unit, money_unit=meta.get("money_unit", "USD"),
+                need_cost=False)
     for msg in pending:
         log(msg)
     return {"rows": n, "out": str(out), "span_s": float(t[-1] - t[0]) if n else 0.0, "derived": sorted(derived)}

@@ -12,6 +12,10 @@ Definitions (``--json`` keys):
 - ``models``: model -> {accuracy: mean of sat__<m>, mean_cost: mean of energy_j__<m> when the trace has it,
   else of cost_usd__<m>}. Empty for an arrivals file.
 - ``groups``: group -> {rows, models: {model -> {accuracy, mean_cost}}}.
+- ``order``: {groups, group_runs, grouped, source}: ``group_runs`` counts the blocks of consecutive rows with
+  one group; ``grouped`` is true when there are several groups and each sits in one block (file order of a
+  benchmark dump: not i.i.d., so the drift-plus-penalty bounds do not apply); ``source`` is the import's order.
+- ``fractional_sat``: {values, of}: how many ``sat__<m>`` values lie strictly between 0 and 1 (scores, not labels).
 - ``provenance``: the file's provenance metadata.
 """
 
@@ -30,7 +34,8 @@ from sim.trace.format import col, models_in_columns, read_table
 from sim.trace.importers.arrivals import META_KEY as ARRIVALS_KEY
 from sim.trace.importers.arrivals import arrival_column
 
-KEYS = ("rows", "span_s", "rate_per_s", "interarrival_cv", "peak_rate_1s", "models", "groups", "provenance")
+KEYS = ("rows", "span_s", "rate_per_s", "interarrival_cv", "peak_rate_1s", "models", "groups", "order", "fractional_sat",
+        "provenance")
 
 
 def _num(x) -> float | None:
@@ -64,10 +69,21 @@ def trace_info(path: str | Path) -> tuple[dict, str | None]:
     models: dict = {}
     groups: dict = {}
     provenance: dict = {}
+    order: dict | None = None
+    fractional: dict | None = None
     if is_trace:
         names = meta.get("models") or models_in_columns(df.columns)
         provenance = meta.get("provenance", {})
         family = "energy_j" if all(col("energy_j", m) in df.columns for m in names) else "cost_usd"
+        sat_cols = [col("sat", m) for m in names if col("sat", m) in df.columns]
+        frac = df.select(pl.sum_horizontal(((pl.col(c) > 0) & (pl.col(c) < 1)).sum() for c in sat_cols)).item()
+        fractional = {"values": int(frac or 0), "of": df.height * len(sat_cols)}
+        if "group" in df.columns:
+            g = df["group"].cast(pl.Utf8).fill_null("(none)")
+            runs = int((g != g.shift(1)).fill_null(True).sum()) if df.height else 0
+            k = g.n_unique()
+            order = {"groups": k, "group_runs": runs, "grouped": bool(k > 1 and runs == k),
+                     "source": provenance.get("order", provenance.get("assign"))}
 
         def summary(frame: pl.DataFrame) -> dict:
             out = {}
@@ -83,7 +99,9 @@ def trace_info(path: str | Path) -> tuple[dict, str | None]:
             for name in sorted(g.unique().to_list()):
                 sub = df.filter(g == name)
                 groups[name] = {"rows": sub.height, "models": summary(sub)}
-        info_unit = meta.get("cost_unit", "J") if family == "energy_j" else "USD"
+        has_money = all(col("cost_usd", m) in df.columns for m in names)
+        info_unit = (meta.get("cost_unit", "J") if family == "energy_j" else
+                     meta.get("money_unit", "USD") if has_money else "none (no cost yet)")
     else:
         raw = md.get(ARRIVALS_KEY)
         if raw is not None:
@@ -92,7 +110,8 @@ def trace_info(path: str | Path) -> tuple[dict, str | None]:
             except ValueError:
                 raise UserError(f"trace {path}: corrupt '{ARRIVALS_KEY.decode()}' metadata") from None
         info_unit = None
-    result = {**info, "models": models, "groups": groups, "provenance": provenance}
+    result = {**info, "models": models, "groups": groups, "order": order, "fractional_sat": fractional,
+              "provenance": provenance}
     return {k: result[k] for k in KEYS}, info_unit
 
 
@@ -110,7 +129,8 @@ def format_info(path: str, info: dict, unit: str | None) -> str:
     ]
     if info["models"]:
         width = max(len(m) for m in info["models"])
-        lines.append(f"  models (cheapest first; mean cost in {unit}):")
+        lines.append("  models (no cost yet):" if unit and unit.startswith("none") else
+                     f"  models (cheapest first; mean cost in {unit}):")
         for m, v in info["models"].items():
             lines.append(f"    {m:<{width}}  accuracy {f(v['accuracy'], '{:.4f}')}  mean cost {f(v['mean_cost'])}")
     if info["groups"]:
@@ -119,5 +139,13 @@ def format_info(path: str, info: dict, unit: str | None) -> str:
             lines.append(f"    {g} ({gv['rows']} rows)")
             for m, v in gv["models"].items():
                 lines.append(f"      {m:<{width}}  {f(v['accuracy'], '{:.4f}')} / {f(v['mean_cost'])}")
+    if info["order"]:
+        o = info["order"]
+        what = ("grouped: each group in one block, not i.i.d." if o["grouped"] else
+                f"{o['group_runs']} runs of {o['groups']} group(s)")
+        lines.append(f"  order            {what}" + (f" ({o['source']})" if o["source"] else ""))
+    if info["fractional_sat"] and info["fractional_sat"]["values"]:
+        fs = info["fractional_sat"]
+        lines.append(f"  fractional sat   {fs['values']} of {fs['of']} values in (0, 1): scores, read as probabilities")
     lines.append("  provenance: " + json.dumps(info["provenance"], sort_keys=False))
     return "\n".join(lines)
