@@ -330,7 +330,13 @@ class Always(PolicyBase):
 
 
 class RandomWithConstraint(PolicyBase):
+    """The paper's "educated guessing": its heuristic mixture (sim/policies/baselines.py::paper_mixture)."""
     kind: Literal["random_with_constraint"]
+
+
+class BestFixedMixture(PolicyBase):
+    """The cheapest fixed mixture that meets alpha in expectation (an LP; sim/policies/baselines.py)."""
+    kind: Literal["best_fixed_mixture"]
 
 
 class Threshold(PolicyBase):
@@ -354,7 +360,7 @@ class OfflineOptimum(PolicyBase):
 
 
 Policy = Annotated[
-    Union[MessPlus, Always, RandomWithConstraint, Threshold, OracleHindsight, OfflineOptimum],
+    Union[MessPlus, Always, RandomWithConstraint, BestFixedMixture, Threshold, OracleHindsight, OfflineOptimum],
     Field(discriminator="kind"),
 ]
 
