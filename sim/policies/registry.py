@@ -60,7 +60,7 @@ def build_router(policy, trace: Trace, alpha: float, seed: int, u_explore: np.nd
     where = f"policy {label}"
     if isinstance(policy, cfg.MessPlus):
         oracle = trace.outcomes if policy.predictor.kind in ORACLE_KINDS else None
-        pred = build_predictor(policy.predictor, trace.features, m, oracle, seed, label)
+        pred = build_predictor(policy.predictor, trace.features, m, oracle, seed, label, trace.models)
         router = Router(kind=MESSPLUS, n_models=m, n_requests=n, predictor=pred, u_explore=u_explore,
                         V=policy.V, alpha=policy.alpha if policy.alpha is not None else alpha, c=policy.c,
                         energy_estimate=EST_LAST if policy.energy_estimate == "last" else EST_MEAN,
@@ -73,7 +73,7 @@ def build_router(policy, trace: Trace, alpha: float, seed: int, u_explore: np.nd
     if isinstance(policy, cfg.Threshold):
         weak, strong = model_index(trace, policy.weak, where), model_index(trace, policy.strong, where)
         oracle = trace.outcomes if policy.predictor.kind in ORACLE_KINDS else None
-        pred = build_predictor(policy.predictor, trace.features, m, oracle, seed, label)
+        pred = build_predictor(policy.predictor, trace.features, m, oracle, seed, label, trace.models)
         share = policy.strong_share
         if share == "auto":
             acc = trace.outcomes.sat.mean(axis=0)
