@@ -283,6 +283,19 @@ class LogisticPredictor(Strict):
     group_features: bool = Field(True, description="add a one-hot of the request's group to the text features")
     optimizer: Literal["sgd", "adagrad"] = Field(
         "adagrad", description="adagrad: per-coordinate step sizes, stable on sparse hashed features; sgd: the paper's")
+    init: Literal["random", "zeros", "prior"] = Field(
+        "random", description="starting weights: 'random' (the paper's: uniform in +-1/sqrt(fan-in), as torch's "
+                              "nn.Linear, seeded from the run's streams), 'zeros' (every model predicts 0.5 until "
+                              "labels differ), 'prior' (zero weights, each model's bias = logit of its prior mean)")
+    prior: dict[str, Annotated[float, Field(gt=0, lt=1)]] | None = Field(
+        None, description="init: prior: each model's prior mean satisfaction; default: the cost order as the rank "
+                          "order, from 0.45 (cheapest) to 0.55 (most expensive)")
+
+    @model_validator(mode="after")
+    def _prior_needs_init(self):
+        if self.prior is not None and self.init != "prior":
+            raise ValueError("prior: is read only with init: prior")
+        return self
 
 
 class ReplayPredictor(Strict):
@@ -330,7 +343,13 @@ class Always(PolicyBase):
 
 
 class RandomWithConstraint(PolicyBase):
+    """The paper's "educated guessing": its heuristic mixture (sim/policies/baselines.py::paper_mixture)."""
     kind: Literal["random_with_constraint"]
+
+
+class BestFixedMixture(PolicyBase):
+    """The cheapest fixed mixture that meets alpha in expectation (an LP; sim/policies/baselines.py)."""
+    kind: Literal["best_fixed_mixture"]
 
 
 class Threshold(PolicyBase):
@@ -354,7 +373,7 @@ class OfflineOptimum(PolicyBase):
 
 
 Policy = Annotated[
-    Union[MessPlus, Always, RandomWithConstraint, Threshold, OracleHindsight, OfflineOptimum],
+    Union[MessPlus, Always, RandomWithConstraint, BestFixedMixture, Threshold, OracleHindsight, OfflineOptimum],
     Field(discriminator="kind"),
 ]
 

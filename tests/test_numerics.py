@@ -216,13 +216,30 @@ def exact_scores(shat, ehat, q, V, alpha) -> list[Fraction]:
 
 
 def test_exact_tie_goes_to_the_cheaper_model():
+    # exact ties of the scores with different predictions keep the earlier, cheaper model
     for m in (2, 5, 12):
-        r = router_for(np.full(m, 0.5), np.full(m, 7.0), q=3.0, V=1e-2, alpha=0.6)
+        shat = 0.25 + np.arange(m) / 64.0  # dyadic: V x cost gap = q x prediction gap exactly
+        r = router_for(shat, shat * 10.0, q=10.0, V=1.0, alpha=0.6)
+        assert len(set(exact_scores(shat, shat * 10.0, 10.0, 1.0, 0.6))) == 1
         model, explored, _, _ = r.decide(0)
         assert (model, explored) == (0, False)
-    # a tie between models 1 and 2 (both better than 0): the earlier one, 1
+    # with an empty queue, tied predictions go to the cheaper model
+    for m in (2, 5, 12):
+        assert router_for(np.full(m, 0.5), np.full(m, 7.0), q=0.0, V=1e-2, alpha=0.6).decide(0)[0] == 0
+
+
+def test_tied_predictions_let_the_queue_raise_satisfaction():
+    """The tie rule (docs/theory.md, "Tied predictions"): when s-hat ties, the larger model is taken once
+    Q > V (ehat[larger] - ehat[best]); below that the cheaper one stays."""
+    ehat = np.array([80.0, 394.0, 2003.0])
+    V = 1e-4  # gaps: V x 314 = 0.0314 (1B -> 8B), V x 1609 = 0.1609 (8B -> 70B)
+    for q, want in ((0.0, 0), (0.03, 0), (0.04, 1), (0.16, 1), (0.17, 2), (50.0, 2)):
+        assert router_for(np.full(3, 0.5), ehat, q=q, V=V, alpha=0.5).decide(0)[0] == want, q
+    # a tie between models 1 and 2 (both better than 0) at equal cost estimates: a positive queue takes the larger
     r = router_for(np.array([0.2, 0.6, 0.6]), np.array([1.0, 5.0, 5.0]), q=100.0, V=1e-2, alpha=0.6)
-    assert r.decide(0)[0] == 1
+    assert r.decide(0)[0] == 2
+    # without the tie rule the decision would be the cheapest model at every Q: the scores differ by V x cost only
+    assert min(exact_scores([0.5] * 3, ehat, 50.0, V, 0.5)) == exact_scores([0.5] * 3, ehat, 50.0, V, 0.5)[0]
 
 
 def test_one_ulp_from_a_tie():
@@ -246,12 +263,28 @@ def test_one_ulp_from_a_tie():
 
 def test_small_cost_gap_is_not_absorbed_by_a_large_queue():
     """V = 1e-8 and energies 1e-3 vs 2e-3 J: the cost term (1e-11) is far below one ulp of the queue term
-    (Q = 1e6 times 0.1). With equal predictions the cheaper model (by estimate) must still win, whichever
-    position it has in the zoo."""
+    (Q = 1e6 times 0.1). With tied predictions and a queue below every cost gap (the tie rule), the cheaper
+    model (by estimate) must still win, whichever position it has in the zoo."""
     for ehat, want in (([2e-3, 1e-3], 1), ([1e-3, 2e-3], 0), ([5e-3, 3e-3, 1e-3, 4e-3], 2)):
         m = len(ehat)
-        r = router_for(np.full(m, 0.5), np.array(ehat), q=1e6, V=1e-8, alpha=0.6)
+        r = router_for(np.full(m, 0.5), np.array(ehat), q=1e-13, V=1e-8, alpha=0.6)
         assert r.decide(0)[0] == want, ehat
+    # a large queue: s-hat one ulp apart (no tie), the cost gap 1e-11 still decides against Q x 2^-53 ~ 1e-10
+    s = np.array([0.5, np.nextafter(0.5, 1.0)])
+    assert router_for(s, np.array([1e-3, 2e-3]), q=1e-2, V=1e-8, alpha=0.6).decide(0)[0] == 0
+
+
+def tie_rule_reference(shat, ehat, q, V) -> int:
+    """The decision's scan, in exact arithmetic (docs/theory.md)."""
+    best = 0
+    for m in range(1, len(shat)):
+        gap = Fraction(V) * (Fraction(ehat[m]) - Fraction(ehat[best]))
+        if shat[m] == shat[best]:
+            if q > 0 and Fraction(q) > gap:
+                best = m
+        elif gap + Fraction(q) * (Fraction(shat[best]) - Fraction(shat[m])) < 0:
+            best = m
+    return best
 
 
 @settings(max_examples=300, deadline=None, derandomize=True)
@@ -272,6 +305,11 @@ def test_decision_is_the_exact_argmin(data):
     r = router_for(np.array(shat), np.array(ehat), q=q, V=V, alpha=alpha)
     model, explored, _, s_hat = r.decide(0)
     assert not explored and 0 <= model < m and s_hat == shat[model]
+    if len(set(shat)) < m:  # tied predictions: the tie rule, which is not the plain argmin
+        want = tie_rule_reference(shat, ehat, q, V)
+        if abs(V * (ehat[model] - ehat[want])) > 1e-9 * max(V * max(ehat), q):  # beyond rounding of the gaps
+            assert model == want
+        return
     scores = exact_scores(shat, ehat, q, V, alpha)
     best = min(scores)
     # each compared difference is within ~3 roundings of its terms; a scan over m models chains at most m of them

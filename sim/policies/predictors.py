@@ -49,8 +49,9 @@ class PredictorState:
 
 
 def build_predictor(spec, features: RequestFeatures, n_models: int, outcomes_for_oracle: Outcomes | None,
-                    seed: int, name: str) -> PredictorState:
-    """Make the predictor state. Only oracle kinds receive outcomes; everything else sees features only."""
+                    seed: int, name: str, models: list[str] | None = None) -> PredictorState:
+    """Make the predictor state. Only oracle kinds receive outcomes; everything else sees features only.
+    ``models`` (the zoo, cheapest first) names the entries of a logistic ``prior``."""
     g = len(features.group_names)
     empty_matrix = np.zeros((0, n_models))
     hyper = np.zeros(6)
@@ -83,15 +84,53 @@ def build_predictor(spec, features: RequestFeatures, n_models: int, outcomes_for
         weights = np.zeros((n_models, dim + g))
     else:
         raise TypeError(spec)
+    bias = np.zeros(n_models)
+    if kind == LOGISTIC:
+        bias = initial_weights(spec, features, weights, n_models, seed, name, models)
     a0 = spec.prior_a if isinstance(spec, cfg.GroupBetaPredictor) else 1.0
     b0 = spec.prior_b if isinstance(spec, cfg.GroupBetaPredictor) else 1.0
     return PredictorState(
         kind=kind, hyper=hyper, matrix=np.ascontiguousarray(matrix),
         beta_a=np.full((g, n_models), a0), beta_b=np.full((g, n_models), b0),
-        weights=weights, bias=np.zeros(n_models), vel_w=np.zeros_like(weights), vel_b=np.zeros(n_models),
+        weights=weights, bias=bias, vel_w=np.zeros_like(weights), vel_b=np.zeros(n_models),
         indptr=features.token_indptr, index=features.token_index, value=features.token_value,
         groups=features.groups, feature_dim=dim,
     )
+
+
+def initial_weights(spec, features: RequestFeatures, weights: np.ndarray, n_models: int, seed: int, name: str,
+                    models: list[str] | None) -> np.ndarray:
+    """Fill ``weights`` as ``spec.init`` says and return the bias (docs/theory.md, "Tied predictions").
+
+    - random: uniform in +-1/sqrt(fan_in), torch's nn.Linear default (the paper's head starts this way); fan_in
+      is the mean number of features a request has (its tokens, plus the group one-hot), not the hashing width.
+      The initial logit's variance is (|x|^2 + 2) / (3 fan_in): about 0.2 standard deviation for the synthetic
+      traces' 24 tokens of unit total norm. Drawn from the run's seed and the policy's name: the same run gives
+      the same weights.
+    - zeros: every model predicts 0.5 until it has seen labels that differ between models.
+    - prior: zero weights; bias = logit(prior mean) per model, so predictions differ from the first request.
+    """
+    if spec.init == "zeros":
+        return np.zeros(n_models)
+    if spec.init == "prior":
+        if spec.prior is not None:
+            missing = [m for m in (models or []) if m not in spec.prior]
+            extra = [m for m in spec.prior if models is not None and m not in models]
+            if missing or extra or models is None:
+                from sim.errors import UserError
+
+                raise UserError(f"policy {name}: predictor prior must name every model of the zoo {models} "
+                                f"(missing {missing}, unknown {extra})")
+            mean = np.array([spec.prior[m] for m in models])
+        else:  # the cost order as the rank order
+            mean = np.linspace(0.45, 0.55, n_models) if n_models > 1 else np.full(1, 0.5)
+        return np.log(mean / (1.0 - mean))
+    n = max(1, len(features.token_indptr) - 1)
+    fan_in = (features.token_indptr[-1] / n) + (1.0 if spec.group_features else 0.0)
+    k = 1.0 / np.sqrt(max(1.0, fan_in))
+    rng = stream(seed, "predictor_init", name)
+    weights[:] = rng.uniform(-k, k, weights.shape)
+    return rng.uniform(-k, k, n_models)
 
 
 @nb.njit(cache=True, inline="always")

@@ -1,8 +1,9 @@
 """The policy registry: turn a policy's config into a :class:`~sim.policies.router.Router`.
 
 Causal policies (``messplus``, ``threshold``, ``always``) are built from the request features only.
-``random_with_constraint`` knows each model's full-data mean accuracy and cost (the paper's "educated
-guessing"). ``oracle_hindsight`` and ``offline_optimum`` see the future; they exist as bounds and every
+``random_with_constraint`` (the paper's "educated guessing", its heuristic mixture) and ``best_fixed_mixture``
+(the cheapest fixed mixture, an LP) know each model's full-data mean accuracy (and the LP its mean cost); see
+:mod:`sim.policies.baselines`. ``oracle_hindsight`` and ``offline_optimum`` see the future; they exist as bounds and every
 output labels them so. Which of these a policy sees is in :data:`SEES`, and it is copied into summary.json.
 """
 
@@ -13,16 +14,18 @@ import numpy as np
 from sim import config as cfg
 from sim.errors import UserError
 from sim.policies.predictors import ORACLE_KINDS, build_predictor
+from sim.policies.baselines import best_fixed_mixture, paper_mixture, sample_plan
 from sim.rng import stream
 from sim.policies.router import EST_LAST, EST_MEAN, MESSPLUS, PLAN, THRESHOLD, Router
-from sim.evaluation.optimum import hindsight_oracle, offline_optimum
+from sim.evaluation.optimum import FEAS_TOL, hindsight_oracle, offline_optimum
 from sim.trace.format import Trace
 
 SEES = {
     "messplus": "request features and delivered feedback",
     "threshold": "request features and delivered feedback",
     "always": "nothing",
-    "random_with_constraint": "each model's full-data mean accuracy and cost",
+    "random_with_constraint": "each model's full-data mean accuracy",
+    "best_fixed_mixture": "each model's full-data mean accuracy and cost",
     "oracle_hindsight": "every model's realised outcome on every request (non-causal bound)",
     "offline_optimum": "every request's true satisfaction probability, all at once (non-causal bound)",
 }
@@ -57,7 +60,7 @@ def build_router(policy, trace: Trace, alpha: float, seed: int, u_explore: np.nd
     where = f"policy {label}"
     if isinstance(policy, cfg.MessPlus):
         oracle = trace.outcomes if policy.predictor.kind in ORACLE_KINDS else None
-        pred = build_predictor(policy.predictor, trace.features, m, oracle, seed, label)
+        pred = build_predictor(policy.predictor, trace.features, m, oracle, seed, label, trace.models)
         router = Router(kind=MESSPLUS, n_models=m, n_requests=n, predictor=pred, u_explore=u_explore,
                         V=policy.V, alpha=policy.alpha if policy.alpha is not None else alpha, c=policy.c,
                         energy_estimate=EST_LAST if policy.energy_estimate == "last" else EST_MEAN,
@@ -70,7 +73,7 @@ def build_router(policy, trace: Trace, alpha: float, seed: int, u_explore: np.nd
     if isinstance(policy, cfg.Threshold):
         weak, strong = model_index(trace, policy.weak, where), model_index(trace, policy.strong, where)
         oracle = trace.outcomes if policy.predictor.kind in ORACLE_KINDS else None
-        pred = build_predictor(policy.predictor, trace.features, m, oracle, seed, label)
+        pred = build_predictor(policy.predictor, trace.features, m, oracle, seed, label, trace.models)
         share = policy.strong_share
         if share == "auto":
             acc = trace.outcomes.sat.mean(axis=0)
@@ -84,13 +87,36 @@ def build_router(policy, trace: Trace, alpha: float, seed: int, u_explore: np.nd
 
 def mixture_for_alpha(accuracy: np.ndarray, mean_cost: np.ndarray, alpha: float) -> np.ndarray:
     """The cheapest fixed mixture over models whose expected accuracy is at least alpha (at most two models)."""
-    opt = offline_optimum(accuracy[None, :], mean_cost[None, :], alpha)
-    w = np.zeros(len(accuracy))
-    w[opt.choice[0]] = 1.0
-    if opt.split >= 0:
-        w[opt.choice[0]] -= opt.split_weight
-        w[opt.split_model] += opt.split_weight
-    return w
+    return best_fixed_mixture(accuracy, mean_cost, alpha).weights
+
+
+def mixture(policy, trace: Trace, alpha: float):
+    """The fixed mixture of ``random_with_constraint`` (the paper's heuristic) or ``best_fixed_mixture`` (the LP)."""
+    acc = np.array([trace.outcomes.sat[:, i].mean() for i in range(trace.m)])  # per column: pairwise summation
+    if isinstance(policy, cfg.RandomWithConstraint):
+        return paper_mixture(acc, alpha, trace.models)
+    return best_fixed_mixture(acc, trace.outcomes.cost.mean(axis=0), alpha, trace.models)
+
+
+def facts(policy, trace: Trace, alpha: float) -> dict:
+    """What summary.json says about a policy beyond its results: the mixture of a fixed-mixture baseline, and
+    ``feasible`` (with ``infeasible_reason``) for the policies that know whether alpha is reachable."""
+    if isinstance(policy, (cfg.RandomWithConstraint, cfg.BestFixedMixture)):
+        mix = mixture(policy, trace, alpha)
+        out = {"mixture": {name: float(w) for name, w in zip(trace.models, mix.weights)}, "feasible": mix.feasible,
+               "infeasible_reason": mix.reason}
+        if mix.steps is not None:
+            out["mixture_steps"] = mix.steps
+        return out
+    if isinstance(policy, cfg.OfflineOptimum):
+        o = trace.outcomes
+        probs = o.p_true if o.p_true is not None else o.sat
+        best = float(probs.max(axis=1).mean())
+        ok = best >= alpha - FEAS_TOL
+        reason = None if ok else (f"alpha = {alpha:g} is above the best reachable mean satisfaction {best:.4f} "
+                                  "(every request on its most likely model)")
+        return {"feasible": ok, "infeasible_reason": reason}
+    return {}
 
 
 def plan(policy, trace: Trace, alpha: float, seed: int) -> np.ndarray:
@@ -99,10 +125,8 @@ def plan(policy, trace: Trace, alpha: float, seed: int) -> np.ndarray:
     out = trace.outcomes
     if isinstance(policy, cfg.Always):
         return np.full(n, model_index(trace, policy.model, f"policy {policy.label}"), np.int64)
-    if isinstance(policy, cfg.RandomWithConstraint):
-        w = mixture_for_alpha(out.sat.mean(axis=0), out.cost.mean(axis=0), alpha)
-        u = stream(seed, "random_with_constraint", policy.label).random(n)
-        return np.minimum(np.searchsorted(np.cumsum(w), u, side="right"), trace.m - 1).astype(np.int64)
+    if isinstance(policy, (cfg.RandomWithConstraint, cfg.BestFixedMixture)):
+        return sample_plan(mixture(policy, trace, alpha).weights, stream(seed, policy.kind, policy.label).random(n))
     if isinstance(policy, cfg.OracleHindsight):
         return np.asarray(hindsight_oracle(out.sat, out.cost), np.int64)
     if isinstance(policy, cfg.OfflineOptimum):

@@ -70,6 +70,9 @@ def decide(t, ip, fp, q_tracked, ehat, plan, u_explore, shat, avail,
     # argmin_m V ehat[m] + q (alpha - shat[m]), compared by differences with the best so far: a small cost gap
     # is not absorbed into a large queue term (V = 1e-8, Q = 1e6). Strict < breaks exact ties towards the
     # earlier, cheaper model (cost order); see docs/invariants.md and tests/test_numerics.py.
+    # Tied predictions (an untrained predictor, or one that has only seen equal labels) leave the queue no lever:
+    # the tie rule then gives the larger model the largest edge it could have (1), so it is taken once
+    # q > V (ehat[m] - ehat[best]) and Q can still raise satisfaction (docs/theory.md, "Tied predictions").
     best_m = 0
     if gated:
         while not avail[t, best_m]:
@@ -77,7 +80,11 @@ def decide(t, ip, fp, q_tracked, ehat, plan, u_explore, shat, avail,
     for m in range(best_m + 1, n_models):
         if gated and not avail[t, m]:
             continue
-        if V * (ehat[m] - ehat[best_m]) + q * (shat[best_m] - shat[m]) < 0.0:
+        gap = V * (ehat[m] - ehat[best_m])
+        if shat[m] == shat[best_m]:
+            if q > 0.0 and q > gap:
+                best_m = m
+        elif gap + q * (shat[best_m] - shat[m]) < 0.0:
             best_m = m
     return best_m, False, p, shat[best_m]
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import os
 import secrets
+import sys
 import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -28,7 +29,8 @@ from sim.errors import UserError
 from sim.evaluation.guarantees import GUARANTEE_COLUMNS, policy_guarantees
 from sim.memory import release_free_memory
 from sim.evaluation.metrics import evaluate, q_before, request_frame
-from sim.policies.registry import build_router, describe
+from sim.evaluation.sla import verdict
+from sim.policies.registry import build_router, describe, facts
 from sim.rng import stream
 from sim.world.sequential import run_sequential
 from sim.world.serving import Serving
@@ -151,7 +153,8 @@ def simulate_scenario(scenario: cfg.Scenario, trace: Trace | None = None,
         given = delay = u_explore = router.u_explore = None
         alpha = float(router.fp[1]) if policy.kind == "messplus" else scenario.alpha
         cols, summary = evaluate(ptrace, decisions, alpha, sequential)
-        policies[label] = {**describe(policy), **summary}
+        policies[label] = {**describe(policy), **summary, **facts(policy, trace, alpha),
+                           "sla": verdict(summary["satisfaction"], alpha, summary["requests"])}
         if not sequential and serving is not None:
             policies[label]["serving"] = serving.summary(float(np.nanmax(decisions["end_s"])))
         if scenario.events:
@@ -166,6 +169,7 @@ def simulate_scenario(scenario: cfg.Scenario, trace: Trace | None = None,
         policies[label]["guarantees"] = policy_guarantees(scenario, policy, ptrace, router, decisions, cols, alpha,
                                                           lp_cache)
         decisions = cols = None  # let this policy's columns go before the next one runs
+    warn_infeasible(scenario.name, policies)
     o_sat = [o.sat[:, i].mean() for i in range(trace.m)]  # per column: pairwise summation (axis=0 is naive)
     summary = {
         "scenario": scenario.name,
@@ -182,6 +186,15 @@ def simulate_scenario(scenario: cfg.Scenario, trace: Trace | None = None,
         "policies": policies,
     }
     return RunResult(summary, frames, pl.concat(occupancy) if occupancy else None)
+
+
+def warn_infeasible(name: str, policies: dict) -> None:
+    """One line on stderr when alpha is out of reach (the fixed mixtures and the offline optimum know it)."""
+    out = [label for label, p in policies.items() if p.get("feasible") is False]
+    if out:
+        reason = policies[out[0]]["infeasible_reason"]
+        print(f"warning: {name}: the SLA target is out of reach ({reason}); infeasible for: {', '.join(out)}",
+              file=sys.stderr)
 
 
 def occupancy_frame(label: str, models: list[str], occ) -> pl.DataFrame:
