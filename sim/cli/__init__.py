@@ -13,6 +13,7 @@ import sys
 import threading
 
 from sim.errors import CheckFailed, UserError
+from sim.text import printable
 
 # Each module exposes ``register(subparsers)`` and sets ``func`` on the parsers it adds.
 COMMAND_MODULES = [
@@ -111,10 +112,10 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as e:
         if _received:
             return interrupted_exit()
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {printable(e)}", file=sys.stderr)
         return e.exit_code
     except CheckFailed as e:
-        print(f"check failed: {e}", file=sys.stderr)
+        print(f"check failed: {printable(e)}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
         return interrupted_exit()
@@ -125,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
         if _received:
             return interrupted_exit()
         where = f" ({e.filename})" if e.filename else ""
-        print(f"error: {e.strerror or e}{where}; completed files are intact", file=sys.stderr)
+        print(f"error: {printable(e.strerror or e)}{printable(where)}; completed files are intact", file=sys.stderr)
         return 1
     except BaseException:
         if _received:  # an interrupt surfaced as another exception inside a library

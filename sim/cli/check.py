@@ -18,10 +18,11 @@ from statistics import NormalDist
 
 import numpy as np
 from rich.console import Console
-from rich.markup import escape
+from rich import box
 from rich.table import Table
 
 from sim import config as cfg
+from sim.text import text
 from sim.errors import CheckFailed, UserError
 from sim.evaluation.guarantees import sla_met_from
 from sim.running.runner import build_trace, simulate_scenario
@@ -158,37 +159,40 @@ def _f(x) -> str:
 
 def print_outcome(o: Outcome, console: Console) -> None:
     s = o.summary
-    t = Table(title=f"{o.scenario}: alpha = {s['alpha']}, {s['trace']['requests']:,} requests, {s['engine']} engine",
-              title_justify="left")
+    t = Table(title=text(f"{o.scenario}: alpha = {s['alpha']}, {s['trace']['requests']:,} requests, "
+                         f"{s['engine']} engine"), title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    # Names fold onto a second line instead of being cut ("queue_ident…" told nobody which bound it was).
     for name, just in [("policy", "left"), ("bound", "left"), ("measured", "right"), ("limit", "right"),
                        ("margin", "right"), ("tolerance", "right"), ("status", "left")]:
-        t.add_column(name, justify=just)
+        t.add_column(name, justify=just, overflow="fold", no_wrap=just == "right",
+                     min_width=len(name) if just == "right" else None)
     for b in o.bounds:
         if not b["applicable"]:
-            status = f"[yellow]n.a.[/] {escape(b['reason'])}"
+            status = text("n.a. ", "yellow") + text(b["reason"])
         elif b["holds"]:
             status = "[green]PASS[/]"
         else:
             status = "[bold red]FAIL[/]"
-        t.add_row(b["policy"], b["bound"], _f(b["measured"]), _f(b["value"]), _f(b["margin"]), _f(b["tolerance"]),
+        t.add_row(text(b["policy"]), text(b["bound"]), _f(b["measured"]), _f(b["value"]), _f(b["margin"]), _f(b["tolerance"]),
                   status)
     console.print(t)
     n = s["trace"]["requests"]
-    u = Table(title=f"{o.scenario}: SLA", title_justify="left")
+    u = Table(title=text(f"{o.scenario}: SLA"), title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
     for name, just in [("policy", "left"), ("Q_T/T", "right"), ("satisfaction", "right"), ("cost/request", "right"),
                        ("explorations", "right"), (f"SLA met from (Q_t/t <= {SLA_THRESHOLD:g})", "right")]:
-        u.add_column(name, justify=just)
+        u.add_column(name, justify=just, overflow="fold")
     for label, p in s["policies"].items():
         tt = o.sla_times[label]
-        u.add_row(label, f"{p['violation']:.5f}", f"{p['satisfaction']:.4f}", _f(metric(p, "cost_mean")),
+        u.add_row(text(label), f"{p['violation']:.5f}", f"{p['satisfaction']:.4f}", _f(metric(p, "cost_mean")),
                   f"{p['explorations']:,}", "never" if tt is None else f"t = {tt:,} ({tt / n:.3f} T)")
     console.print(u)
     if o.expectations:
-        x = Table(title=f"{o.scenario}: expectations (enforced with --strict)", title_justify="left")
+        x = Table(title=text(f"{o.scenario}: expectations (enforced with --strict)"), title_justify="left",
+                  box=box.SIMPLE_HEAD, pad_edge=False)
         for name in ("check", "measured", "limit", "status"):
-            x.add_column(name)
+            x.add_column(name, overflow="fold")
         for r in o.expectations:
-            x.add_row(r["check"], r["measured"], r["limit"], "[green]PASS[/]" if r["ok"] else "[bold red]FAIL[/]")
+            x.add_row(text(r["check"]), text(r["measured"]), text(r["limit"]), "[green]PASS[/]" if r["ok"] else "[bold red]FAIL[/]")
         console.print(x)
 
 
@@ -208,7 +212,7 @@ def main(args) -> int:
     if failures:
         more = f" [and {len(failures) - 1} more]" if len(failures) > 1 else ""
         for f in failures:
-            console.print(f"[bold red]FAIL[/] {f}")
+            console.print(text("FAIL ", "bold red") + text(f))
         raise CheckFailed(failures[0] + more)
     console.print(f"all applicable bounds hold{' and every expectation passes' if args.strict else ''}")
     return 0
