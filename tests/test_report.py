@@ -384,3 +384,21 @@ def test_wide_manifest_is_normalised():
     al = m.filter(pl.col("policy") == "always:l")
     assert al["V"].null_count() == 2 and al["kind"].to_list() == ["always"] * 2
     assert sweep.varies(m)
+
+
+def test_report_shows_the_summary_sla_verdict(des_run):
+    """The summary table shows the verdict of summary.json's sla block, and n.a. where there is none."""
+    from sim.report import summary_table
+    from sim.report import charts as C
+
+    run = C.load_run(des_run)
+    labels = list(run.summary["policies"])
+    for p in run.summary["policies"].values():
+        p.pop("sla", None)
+    run.summary["policies"][labels[0]]["sla"] = {"met": True, "satisfaction": 0.0, "alpha": 0.5, "tolerance": 0.0,
+                                                  "rule": "r"}
+    run.summary["policies"][labels[1]]["sla"] = {"met": False, "satisfaction": 1.0, "alpha": 0.5, "tolerance": 0.0,
+                                                  "rule": "r"}
+    html = summary_table(run)
+    assert html.count(">met</td>") == 1 and html.count(">missed ✗</td>") == 1
+    assert html.count(">n.a.</td>") == len(labels) - 2

@@ -562,9 +562,13 @@ def chart_satisfaction(run: RunData) -> alt.TopLevelMixin:
     zalpha = data(pl.DataFrame({"y": [run.alpha]})).mark_rule(color="#222", strokeDash=[5, 3]).encode(
         y=alt.Y("y:Q", scale=alt.Scale(domain=[zlo, zhi], nice=False)))
     panels = []
+    raw = {run.display(p): p for p in run.policies}
     for label in zoom_domain:
         end = float(final.filter(pl.col("policy") == label)["final"][0])
-        mark = "meets α" if end >= run.alpha - 1e-12 else "below α"
+        sla = run.summary["policies"][raw[label]].get("sla")
+        # The verdict of summary.json's sla block (issue 13's rule), never one of the report's own.
+        mark = "SLA n.a." if not isinstance(sla, dict) or sla.get("met") is None else (
+            "SLA met" if sla["met"] else "SLA missed")
         panels.append(alt.layer(zalpha, zlines.transform_filter(alt.FieldEqualPredicate(field="policy", equal=label))).properties(
             width=190, height=80, title=alt.TitleParams(f"{label}: {end:.4f} ({mark})", fontSize=11)))
     rows = [alt.hconcat(*panels[i:i + 3], spacing=12) for i in range(0, len(panels), 3)]
