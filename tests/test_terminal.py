@@ -115,3 +115,24 @@ def test_run_and_check_with_hostile_names(tmp_path, name):
         assert r.returncode == 0, r.stderr
         assert "\x1b" not in r.stdout + r.stderr
         assert printable(name) in r.stdout
+
+
+def test_help_names_the_console_script():
+    code = "import sys; sys.argv[0] = '{}'; from sim.cli import main; main(['--help'])"
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    for argv0, want in [("/usr/local/bin/sim", "usage: sim "), ("-m", "usage: python -m sim ")]:
+        r = subprocess.run([sys.executable, "-c", code.format(argv0)], capture_output=True, text=True, env=env)
+        assert r.stdout.startswith(want), r.stdout[:80]
+
+
+@pytest.mark.slow  # compiles every kernel into an empty cache (about 50 s on 2 cores)
+def test_first_run_says_it_compiles(tmp_path):
+    """With an empty numba cache the run says that it compiles (the first run is otherwise silent for ~10 s)."""
+    scen = _write(tmp_path, "p", "s")
+    env = dict(os.environ, PYTHONPATH=str(ROOT), NUMBA_CACHE_DIR=str(tmp_path / "cache"))
+    r = subprocess.run([sys.executable, "-m", "sim", "run", str(scen), "--out", str(tmp_path / "o"), "--no-report"],
+                       capture_output=True, text=True, env=env, timeout=600)
+    assert r.returncode == 0 and "compiling kernels (once" in r.stderr
+    r = subprocess.run([sys.executable, "-m", "sim", "run", str(scen), "--out", str(tmp_path / "o"), "--no-report"],
+                       capture_output=True, text=True, env=env, timeout=600)
+    assert r.returncode == 0 and "compiling kernels" not in r.stderr

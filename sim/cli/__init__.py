@@ -32,10 +32,15 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
+def program_name() -> str:
+    """``sim`` when run as the console script, ``python -m sim`` otherwise (what the user typed, for usage lines)."""
+    return "sim" if os.path.basename(sys.argv[0] or "") == "sim" else "python -m sim"
+
+
 def build_parser() -> argparse.ArgumentParser:
     import importlib
 
-    parser = Parser(prog="python -m sim", description="Offline laboratory for SLA-constrained LLM routing (MESS+).")
+    parser = Parser(prog=program_name(), description="Offline laboratory for SLA-constrained LLM routing (MESS+).")
     from sim import __version__
 
     parser.add_argument("--version", action="version", version=f"messplus-sim {__version__}")

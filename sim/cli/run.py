@@ -53,6 +53,9 @@ def main(args) -> int:
     scenario, _ = cfg.load_scenario(args.scenario, args.overrides)
     out = args.out or Path("results") / scenario.name
     show = scenario.engine.progress and not args.quiet and sys.stderr.isatty()
+    if not args.quiet and not kernels_cached():
+        print("compiling kernels (once: about 10 s; later runs load them from the cache)", file=sys.stderr,
+              flush=True)
     with progress_bar(show) as update:
         result = run_scenario(scenario, out, overwrite=args.overwrite, progress=update)
     if not args.quiet:
@@ -68,6 +71,15 @@ def main(args) -> int:
     if not args.no_report:
         write_run_report(out, quiet=args.quiet)
     return 0
+
+
+def kernels_cached() -> bool:
+    """Whether numba's on-disk cache (its folder is keyed by the kernel sources, see sim/__init__.py) holds compiled
+    kernels; if not, the first run spends about 10 s compiling before anything else shows."""
+    import os
+
+    folder = os.environ.get("NUMBA_CACHE_DIR")
+    return not folder or any(Path(folder).rglob("*.nbi"))
 
 
 def write_run_report(out: Path, quiet: bool = False) -> None:
