@@ -328,7 +328,7 @@ def test_charts_show_the_band_that_matters(des_run):
     domain = cost["layer"][0]["encoding"]["y"]["scale"]["domain"]
     for p, v in run.summary["policies"].items():
         if v["kind"] == "always":
-            per = v["cost"] / v["requests"]
+            per = C.cost_per_request(v)
             assert (domain[0] <= per <= domain[1]) or p in C.caption_of(C.chart_cost(run))
     cal = run.calibration
     if cal.height and (cal["n"] < C.MIN_BIN_REQUESTS).any():

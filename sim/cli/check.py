@@ -58,9 +58,9 @@ class Outcome:
 
 def metric(p: dict, name: str) -> float:
     if name == "cost_mean":
-        return p["cost"] / p["requests"]
-    if name == "energy_mean" and p.get("energy_j") is not None:
-        return p["energy_j"] / p["requests"]
+        return p["cost_per_request"]
+    if name == "energy_mean" and p.get("energy_j_per_request") is not None:
+        return p["energy_j_per_request"]
     v = p.get(name)
     if not isinstance(v, (int, float)) or isinstance(v, bool):
         raise UserError(f"expect: metric {name!r} is not a number in the policy summary "

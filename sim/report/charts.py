@@ -459,6 +459,14 @@ def caption_of(chart: alt.TopLevelMixin) -> str:
     return " ".join(sub) if isinstance(sub, list) else str(sub)
 
 
+def cost_per_request(p: dict) -> float:
+    """A policy's mean cost per request from summary.json (folders written before ``cost_per_request`` existed
+    have the total as ``cost``)."""
+    if p.get("cost_per_request") is not None:
+        return float(p["cost_per_request"])
+    return float(p.get("cost_total", p.get("cost"))) / max(1, int(p["requests"]))
+
+
 def fmt_duration(seconds: float) -> str:
     """A duration in its own best unit (3 significant digits)."""
     for div, unit in [(86400.0, "d"), (3600.0, "h"), (60.0, "min"), (1.0, "s"), (1e-3, "ms")]:
@@ -652,8 +660,7 @@ def chart_cost(run: RunData) -> alt.TopLevelMixin:
     t_lo = df["t"].min() + 0.1 * (df["t"].max() - df["t"].min())
     # The scale comes from the policies that end within COST_SPREAD times the cheapest one's final cost per
     # request; the others (single models, or a router far more expensive) are listed in the caption.
-    finals = {p: float(run.summary["policies"][p]["cost"]) / max(1, int(run.summary["policies"][p]["requests"]))
-              for p in run.policies}
+    finals = {p: cost_per_request(run.summary["policies"][p]) for p in run.policies}
     cheapest = min((v for p, v in finals.items() if p not in single), default=0.0)
     far = {p for p, v in finals.items() if p not in single and cheapest > 0 and v > COST_SPREAD * cheapest}
     scaled = df.filter(~pl.col("policy").is_in(list(single | far)) & (pl.col("t") >= t_lo))["cost"]

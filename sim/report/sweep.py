@@ -35,7 +35,7 @@ COLUMNS: dict[str, list[str]] = {
     "kind": ["kind", "result.kind", "policy.kind", "policy_kind"],
     "causal": ["causal", "result.causal"],
     "satisfaction": ["satisfaction", "result.satisfaction"],
-    "cost": ["cost_total", "result.cost_total", "cost", "result.cost", "energy_j"],
+    "cost": ["cost_total", "result.cost_total", "cost", "result.cost", "energy_j_total", "energy_j"],
     "requests": ["requests", "result.requests"],
     "sla_met": ["sla.met", "result.sla.met"],
     "violation": ["violation", "result.violation"],
