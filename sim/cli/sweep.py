@@ -37,7 +37,8 @@ def main(args) -> int:
         raise UserError(f"--workers {args.workers}: must be at least 1")
     if args.address is not None and args.backend != "ray":
         raise UserError("--address is for --backend ray")
-    raw = cfg.apply_overrides(cfg.read_scenario_file(args.scenario), args.overrides)
+    raw = cfg.apply_overrides(cfg.relative_to_scenario(cfg.read_scenario_file(args.scenario), Path(args.scenario).parent),
+                               args.overrides)
     if args.dry_run:
         _, cells = expand(raw, str(args.scenario))
         print(printable(describe_cells(cells)))
