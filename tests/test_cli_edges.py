@@ -40,3 +40,12 @@ def test_load_scenario_from_another_folder_and_set_paths(tmp_path, monkeypatch):
     # --set paths are command-line arguments: relative to the current directory, untouched.
     monkeypatch.chdir(tmp_path)
     assert load_scenario(folder / "s.yaml", ["trace.path=here.parquet"])[0].trace.path == "here.parquet"
+
+
+def test_trace_synth_refuses_a_non_parquet_name(tmp_path, capsys):
+    from sim.cli import main
+
+    out = tmp_path / "x.csv"
+    assert main(["trace", "synth", "-o", str(out), "--requests", "10"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and ".parquet" in err and not out.exists()
