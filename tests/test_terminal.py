@@ -136,3 +136,19 @@ def test_first_run_says_it_compiles(tmp_path):
     r = subprocess.run([sys.executable, "-m", "sim", "run", str(scen), "--out", str(tmp_path / "o"), "--no-report"],
                        capture_output=True, text=True, env=env, timeout=600)
     assert r.returncode == 0 and "compiling kernels" not in r.stderr
+
+
+def test_check_table_keeps_bound_names_whole_at_80_columns(tmp_path):
+    """`sim check` at 80 columns: every bound name whole, n.a. reasons listed under the table."""
+    from sim import config as cfg
+    from sim.cli.check import check_scenario, print_outcome
+
+    scenario, _ = cfg.load_scenario(_write(tmp_path, "p", "s"))
+    o = check_scenario(scenario)
+    c = Console(width=80, record=True, file=io.StringIO())
+    print_outcome(o, c)
+    out = c.export_text()
+    assert max(len(line) for line in out.splitlines()) <= 80
+    for b in o.bounds:
+        assert str(b["bound"]) in out
+    assert "…" not in out

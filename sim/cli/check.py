@@ -161,20 +161,32 @@ def print_outcome(o: Outcome, console: Console) -> None:
     s = o.summary
     t = Table(title=text(f"{o.scenario}: alpha = {s['alpha']}, {s['trace']['requests']:,} requests, "
                          f"{s['engine']} engine"), title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
-    # Names fold onto a second line instead of being cut ("queue_ident…" told nobody which bound it was).
-    for name, just in [("policy", "left"), ("bound", "left"), ("measured", "right"), ("limit", "right"),
-                       ("margin", "right"), ("tolerance", "right"), ("status", "left")]:
+    # Names are never cut ("queue_ident…" told nobody which bound it was): the bound column is as wide as its
+    # longest name, and the reasons of n.a. rows are listed under the table (numbered), not squeezed into a column.
+    # Each policy heads its own group of rows (a policy column would take the width the bound names need).
+    longest = max((len(str(b["bound"])) for b in o.bounds), default=5)
+    for name, just in [("policy / bound", "left"), ("measured", "right"), ("limit", "right"), ("margin", "right"),
+                       ("tolerance", "right"), ("status", "left")]:
         t.add_column(name, justify=just, overflow="fold", no_wrap=just == "right",
-                     min_width=len(name) if just == "right" else None)
+                     min_width=longest + 2 if just == "left" and name != "status" else len(name))
+    reasons: dict[str, int] = {}
+    previous = None
     for b in o.bounds:
+        if b["policy"] != previous:
+            t.add_row(text(b["policy"], "bold"), end_section=False)
+            previous = b["policy"]
         if not b["applicable"]:
-            status = text("n.a. ", "yellow") + text(b["reason"])
+            k = reasons.setdefault(str(b["reason"]), len(reasons) + 1)
+            status = text(f"n.a. [{k}]", "yellow")
         elif b["holds"]:
-            status = "[green]PASS[/]"
+            status = text("PASS", "green")
         else:
-            status = "[bold red]FAIL[/]"
-        t.add_row(text(b["policy"]), text(b["bound"]), _f(b["measured"]), _f(b["value"]), _f(b["margin"]), _f(b["tolerance"]),
-                  status)
+            status = text("FAIL", "bold red")
+        t.add_row(text("  " + str(b["bound"])), _f(b["measured"]), _f(b["value"]), _f(b["margin"]),
+                  _f(b["tolerance"]), status)
+    console.print(t)
+    for reason, k in reasons.items():
+        console.print(text(f"[{k}] n.a.: {reason}"))
     console.print(t)
     n = s["trace"]["requests"]
     u = Table(title=text(f"{o.scenario}: SLA"), title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
