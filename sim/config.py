@@ -678,9 +678,49 @@ def describe_validation_error(err: ValidationError, where: str) -> str:
 
 
 def load_scenario(path: str | Path, overrides: list[str] | None = None) -> tuple[Scenario, dict]:
-    """Read, override and validate a scenario; returns the typed scenario and the raw (overridden) mapping."""
-    raw = apply_overrides(read_scenario_file(path), overrides or [])
+    """Read, override and validate a scenario; returns the typed scenario and the raw (overridden) mapping.
+
+    File paths written in the scenario resolve against the scenario file's folder (``cd scenarios && sim run x.yaml``
+    reads the same files as ``sim run scenarios/x.yaml``); paths given with ``--set`` stay relative to the current
+    directory, like any command-line argument. See :func:`relative_to_scenario`."""
+    raw = relative_to_scenario(read_scenario_file(path), Path(path).parent)
+    raw = apply_overrides(raw, overrides or [])
     return validate_scenario(raw, str(path)), raw
+
+
+def relative_to_scenario(raw: dict, folder: Path) -> dict:
+    """``raw`` with every relative file path of the scenario (trace.path, trace.synth.arrivals.path,
+    trace.recipe.{outcomes,arrivals,profile}.path, profiles, zoo[*].profile.source) joined to ``folder`` (the scenario
+    file's folder, as given: the result is relative to the current directory when that is, so a run from the
+    repository root records the same paths as before)."""
+    import os
+
+    def fix(node, key):
+        if isinstance(node, dict):
+            v = node.get(key)
+            if isinstance(v, str) and v and not os.path.isabs(v):
+                node[key] = os.path.normpath(os.path.join(str(folder), v))
+            elif isinstance(v, list):
+                node[key] = [os.path.normpath(os.path.join(str(folder), x))
+                             if isinstance(x, str) and x and not os.path.isabs(x) else x for x in v]
+
+    if not isinstance(raw, dict) or str(folder) in ("", "."):
+        return raw
+    trace = raw.get("trace")
+    if isinstance(trace, dict):
+        fix(trace, "path")
+        synth = trace.get("synth")
+        if isinstance(synth, dict) and isinstance(synth.get("arrivals"), dict):
+            fix(synth["arrivals"], "path")
+        recipe = trace.get("recipe")
+        if isinstance(recipe, dict):
+            for part in ("outcomes", "arrivals", "profile"):
+                fix(recipe.get(part), "path")
+    fix(raw, "profiles")
+    for z in raw.get("zoo") or []:
+        if isinstance(z, dict):
+            fix(z.get("profile"), "source")
+    return raw
 
 
 def validate_scenario(raw: dict, where: str = "scenario") -> Scenario:

@@ -58,8 +58,21 @@ def test_run_writes_results_and_resolved_scenario(small_raw, tmp_path, capsys):
     summary = json.loads((out / "summary.json").read_text())
     assert set(summary) >= {"scenario", "seed", "alpha", "policies"}
     for entry in summary["policies"].values():
-        assert {"requests", "satisfaction", "violation", "energy_j", "energy_j_exploit_only", "explorations",
-                "call_ratio", "latency_s"} <= set(entry)
+        assert {"requests", "satisfaction", "violation", "cost_total", "cost_per_request", "energy_j_total",
+                "energy_j_per_request", "energy_j_total_exploit_only", "explorations", "call_ratio",
+                "latency_s"} <= set(entry)
+        assert not {"cost", "energy_j"} & set(entry)  # totals are named as totals
+        assert entry["cost_per_request"] == pytest.approx(entry["cost_total"] / entry["requests"])
+    prov = summary["provenance"]
+    assert set(prov) == {"simulator_version", "git_commit", "python", "numpy", "numba", "polars", "scenario_sha256"}
+    import hashlib
+    import pyarrow.parquet as pq
+
+    assert prov["scenario_sha256"] == hashlib.sha256((out / "scenario.resolved.yaml").read_bytes()).hexdigest()
+    for name in ("requests.parquet", "occupancy.parquet"):
+        if (out / name).exists():
+            meta = pq.read_schema(out / name).metadata
+            assert json.loads(meta[b"messplus_sim.provenance"]) == prov, name
         assert set(entry["latency_s"]) == {"p50", "p95", "p99"}
     assert summary["policies"]["offline_optimum"]["causal"] is False
     resolved = yaml.safe_load((out / "scenario.resolved.yaml").read_text())

@@ -120,7 +120,7 @@ def test_sequential_des_parity(small_raw, ties):
     a, b = simulate_scenario(des, trace), simulate_scenario(seq, trace)
     for label in a.frames:
         assert _decision_columns(a.frames[label]).equals(_decision_columns(b.frames[label])), label
-        assert a.summary["policies"][label]["cost"] == b.summary["policies"][label]["cost"]
+        assert a.summary["policies"][label]["cost_total"] == b.summary["policies"][label]["cost_total"]
 
 
 @pytest.mark.parametrize("mode", ["des", "sequential"])

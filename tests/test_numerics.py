@@ -172,12 +172,12 @@ def check_long_run(trace, result) -> None:
         assert entry["violation"] == (exact[-1] / 8.0) / n
         assert entry["satisfaction"] == int(s.sum()) / n  # correctly rounded: the sum of 0/1 is exact
         c = df["cost"].to_numpy()
-        assert entry["cost"] == pytest.approx(math.fsum(c.tolist()), rel=1e-14)
+        assert entry["cost_total"] == pytest.approx(math.fsum(c.tolist()), rel=1e-14)
         model = df["model_index"].to_numpy()
         explored = df["explored"].to_numpy()
         rows = np.arange(n)
         expect = np.where(explored, trace.outcomes.cost.sum(axis=1), trace.outcomes.cost[rows, model])
-        assert entry["cost"] == pytest.approx(math.fsum(expect.tolist()), rel=1e-14)
+        assert entry["cost_total"] == pytest.approx(math.fsum(expect.tolist()), rel=1e-14)
     acc = result.summary["model_accuracy"]
     for i, m in enumerate(trace.models):
         assert acc[m] == int(trace.outcomes.sat[:, i].sum()) / n

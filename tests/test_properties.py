@@ -179,11 +179,11 @@ def check_invariants(scenario, trace, result) -> None:
         expect_cost = np.where(explored, o.cost.sum(axis=1), o.cost[rows, model])
         np.testing.assert_allclose(df["cost"].to_numpy(), expect_cost, rtol=1e-13, atol=0)
         total = math.fsum(expect_cost.tolist())
-        assert entry["cost"] == pytest.approx(total, rel=1e-12, abs=1e-300), label
-        assert entry["cost_exploit_only"] == pytest.approx(math.fsum(expect_cost[~explored].tolist()), rel=1e-12)
+        assert entry["cost_total"] == pytest.approx(total, rel=1e-12, abs=1e-300), label
+        assert entry["cost_total_exploit_only"] == pytest.approx(math.fsum(expect_cost[~explored].tolist()), rel=1e-12)
         if o.energy_j is not None:
             e = np.where(explored, o.energy_j.sum(axis=1), o.energy_j[rows, model])
-            assert entry["energy_j"] == pytest.approx(math.fsum(e.tolist()), rel=1e-12)
+            assert entry["energy_j_total"] == pytest.approx(math.fsum(e.tolist()), rel=1e-12)
         assert entry["explorations"] == int(explored.sum())
         # call ratios: the share of requests per model, summing to 1
         ratios = np.array(list(entry["call_ratio"].values()))

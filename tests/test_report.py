@@ -296,14 +296,43 @@ def test_violation_chart_draws_the_guarantee_bound(des_run):
     for p in run.summary["policies"].values():  # the run may carry real guarantees: start without any
         p.pop("guarantees", None)
     assert run.backlog_bound("messplus") is None
-    assert "theoretical bound" not in C.caption_of(C.chart_violation(run))
-    run.summary["policies"]["messplus"]["guarantees"] = {"bounds": [
-        {"bound": "queue_identity", "value": 0.1, "measured": 0.0, "holds": True, "applicable": True},
-        {"bound": "backlog_Q_T_over_T", "value": 0.05, "measured": 0.01, "holds": True, "applicable": False,
-         "detail": {"B": 0.125, "V": 0.01, "delta_E": 1900.0}}]}
+    assert "No backlog bound is drawn" in C.caption_of(C.chart_violation(run))
+    assert len(C.chart_violation(run).to_dict()["layer"]) == 1
+    bounds = [{"bound": "queue_identity", "value": 0.1, "measured": 0.0, "holds": True, "applicable": True},
+              {"bound": "backlog_Q_T_over_T", "value": 0.05, "measured": 0.01, "holds": True, "applicable": False,
+               "detail": {"B": 0.125, "V": 0.01, "delta_E": 1900.0}}]
+    run.summary["policies"]["messplus"]["guarantees"] = {"bounds": bounds}
+    # A bound whose assumptions the run breaks is not drawn.
     chart = C.chart_violation(run)
-    assert "theoretical bound" in C.caption_of(chart) and "not applicable for messplus" in C.caption_of(chart)
+    assert "No backlog bound is drawn" in C.caption_of(chart) and len(chart.to_dict()["layer"]) == 1
+    bounds[1]["applicable"] = True
+    chart = C.chart_violation(run)
+    assert "Dotted: the backlog bound" in C.caption_of(chart)
     assert len(chart.to_dict()["layer"]) == 2
+
+
+def test_charts_show_the_band_that_matters(des_run):
+    """Violation: a linear axis from 0 that a policy missing alpha does not stretch (it is named in the caption);
+    cost: single-model policies do not set the scale; calibration: tiny bins are dropped."""
+    from sim.report import charts as C
+
+    run = C.load_run(des_run)
+    spec = C.chart_violation(run).to_dict()
+    top = spec["layer"][0]["encoding"]["y"]["scale"]["domain"][1]
+    assert spec["layer"][0]["encoding"]["y"]["scale"].get("type") is None and top >= C.VIOLATION_BAND
+    finals = {p: v["violation"] for p, v in run.summary["policies"].items()}
+    for p, v in finals.items():
+        if v > 5 * C.VIOLATION_BAND:
+            assert p in C.caption_of(C.chart_violation(run))
+    cost = C.chart_cost(run).to_dict()
+    domain = cost["layer"][0]["encoding"]["y"]["scale"]["domain"]
+    for p, v in run.summary["policies"].items():
+        if v["kind"] == "always":
+            per = C.cost_per_request(v)
+            assert (domain[0] <= per <= domain[1]) or p in C.caption_of(C.chart_cost(run))
+    cal = run.calibration
+    if cal.height and (cal["n"] < C.MIN_BIN_REQUESTS).any():
+        assert "left out" in C.caption_of(C.chart_calibration(run))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -355,3 +384,21 @@ def test_wide_manifest_is_normalised():
     al = m.filter(pl.col("policy") == "always:l")
     assert al["V"].null_count() == 2 and al["kind"].to_list() == ["always"] * 2
     assert sweep.varies(m)
+
+
+def test_report_shows_the_summary_sla_verdict(des_run):
+    """The summary table shows the verdict of summary.json's sla block, and n.a. where there is none."""
+    from sim.report import summary_table
+    from sim.report import charts as C
+
+    run = C.load_run(des_run)
+    labels = list(run.summary["policies"])
+    for p in run.summary["policies"].values():
+        p.pop("sla", None)
+    run.summary["policies"][labels[0]]["sla"] = {"met": True, "satisfaction": 0.0, "alpha": 0.5, "tolerance": 0.0,
+                                                  "rule": "r"}
+    run.summary["policies"][labels[1]]["sla"] = {"met": False, "satisfaction": 1.0, "alpha": 0.5, "tolerance": 0.0,
+                                                  "rule": "r"}
+    html = summary_table(run)
+    assert html.count(">met</td>") == 1 and html.count(">missed ✗</td>") == 1
+    assert html.count(">n.a.</td>") == len(labels) - 2

@@ -42,7 +42,7 @@ def test_real_scenario_runs(name, overrides):
     s = res.summary
     assert s["trace"]["requests"] > 0
     for p in s["policies"].values():
-        assert 0.0 <= p["satisfaction"] <= 1.0 and np.isfinite(p["cost"])
+        assert 0.0 <= p["satisfaction"] <= 1.0 and np.isfinite(p["cost_total"])
 
 
 @needs_data

@@ -76,7 +76,7 @@ def test_batching_interpolates_itl_and_energy(profile_dir):
     np.testing.assert_allclose((tiny["end_s"] - tiny["start_s"]).to_numpy(), [1.0, 4 / 3, 5 / 3])
     np.testing.assert_allclose(tiny["energy_j"].to_numpy(), [100.0, 80.0, 60.0])
     # the router's cost estimate learns the measured energy, not the trace's
-    assert r.summary["policies"]["always:tiny"]["cost"] == pytest.approx(240.0)
+    assert r.summary["policies"]["always:tiny"]["cost_total"] == pytest.approx(240.0)
 
 
 @pytest.mark.parametrize("sharing, slowdown", [("time_slice", 2.0), ("none", 1.0)])
@@ -113,7 +113,7 @@ def test_paper_llama_h200_scenario_runs():
     sc, _ = load_scenario(REPO / "scenarios" / "paper_llama_h200.yaml", ["trace.synth.requests=1500", "engine.progress=false"])
     r = simulate_scenario(sc, build_trace(sc))
     one, big = r.summary["policies"]["always:llama-3.2-1b"], r.summary["policies"]["always:llama-3.3-70b"]
-    assert one["energy_j"] < big["energy_j"]
+    assert one["energy_j_total"] < big["energy_j_total"]
     assert set(one["serving"]["gpus"]) == {"h200-0"}
     assert one["serving"]["profiles"]["llama-3.3-70b"]["gpu"] == "H200"
 

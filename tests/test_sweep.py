@@ -56,6 +56,7 @@ def tree_bytes(root: Path) -> dict[str, bytes]:
 # ---------------------------------------------------------------- expansion
 
 def test_expansion_cases_grid_zip(sweep_raw):
+    sweep_raw["sweep"]["seeds"] = "derived"
     base, cells = expand(sweep_raw)
     assert len(cells) == 6
     assert [c.case for c in cells] == ["sparse"] * 4 + ["full"] * 2
@@ -65,6 +66,8 @@ def test_expansion_cases_grid_zip(sweep_raw):
     assert len({c.cell_id for c in cells}) == 6
     assert len({c.scenario.seed for c in cells}) == 6  # derived: independent replicates
     assert base.sweep is not None and "sweep" not in cells[0].resolved
+    del sweep_raw["sweep"]["seeds"]  # the default is shared: paired cells, one seed
+    assert len({c.scenario.seed for c in expand(sweep_raw)[1]}) == 1
 
     sweep_raw["sweep"] = {"zip": {"alpha": [0.4, 0.6], "policies.messplus.V": [0.01, 0.1]}, "grid": {"seed": [1, 2]},
                           "seeds": "shared"}

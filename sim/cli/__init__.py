@@ -13,6 +13,7 @@ import sys
 import threading
 
 from sim.errors import CheckFailed, UserError
+from sim.text import printable
 
 # Each module exposes ``register(subparsers)`` and sets ``func`` on the parsers it adds.
 COMMAND_MODULES = [
@@ -31,10 +32,15 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
+def program_name() -> str:
+    """``sim`` when run as the console script, ``python -m sim`` otherwise (what the user typed, for usage lines)."""
+    return "sim" if os.path.basename(sys.argv[0] or "") == "sim" else "python -m sim"
+
+
 def build_parser() -> argparse.ArgumentParser:
     import importlib
 
-    parser = Parser(prog="python -m sim", description="Offline laboratory for SLA-constrained LLM routing (MESS+).")
+    parser = Parser(prog=program_name(), description="Offline laboratory for SLA-constrained LLM routing (MESS+).")
     from sim import __version__
 
     parser.add_argument("--version", action="version", version=f"messplus-sim {__version__}")
@@ -111,10 +117,10 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as e:
         if _received:
             return interrupted_exit()
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {printable(e)}", file=sys.stderr)
         return e.exit_code
     except CheckFailed as e:
-        print(f"check failed: {e}", file=sys.stderr)
+        print(f"check failed: {printable(e)}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
         return interrupted_exit()
@@ -125,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         if _received:
             return interrupted_exit()
         where = f" ({e.filename})" if e.filename else ""
-        print(f"error: {e.strerror or e}{where}; completed files are intact", file=sys.stderr)
+        print(f"error: {printable(e.strerror or e)}{printable(where)}; completed files are intact", file=sys.stderr)
         return 1
     except BaseException:
         if _received:  # an interrupt surfaced as another exception inside a library

@@ -13,7 +13,8 @@ def register(sub) -> None:
                                    "Each figure is the median of several repeats. See docs/performance.md.")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--repeats", type=int, default=5, help="repeats per figure (default 5; the median is reported)")
-    p.add_argument("--quick", action="store_true", help="smaller workloads, for a smoke test (figures are noisier)")
+    p.add_argument("--quick", action="store_true", help="a smoke test under 10 s: a twentieth of the workloads, at most 2 repeats, no paper "
+                                                        "grid (figures are noisier)")
     p.add_argument("--skip-grid", action="store_true", help="do not run the paper grid (paper_grid_s = null)")
     p.add_argument("--workers", type=int, default=None, help="workers for the paper grid (default: all cores)")
     p.set_defaults(func=main)

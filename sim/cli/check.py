@@ -22,10 +22,11 @@ from statistics import NormalDist
 
 import numpy as np
 from rich.console import Console
-from rich.markup import escape
+from rich import box
 from rich.table import Table
 
 from sim import config as cfg
+from sim.text import text
 from sim.errors import CheckFailed, UserError
 from sim.evaluation.guarantees import sla_met_from
 from sim.running.runner import build_trace, group_runs, simulate_scenario
@@ -62,9 +63,9 @@ class Outcome:
 
 def metric(p: dict, name: str) -> float:
     if name == "cost_mean":
-        return p["cost"] / p["requests"]
-    if name == "energy_mean" and p.get("energy_j") is not None:
-        return p["energy_j"] / p["requests"]
+        return p["cost_per_request"]
+    if name == "energy_mean" and p.get("energy_j_per_request") is not None:
+        return p["energy_j_per_request"]
     v = p.get(name)
     if not isinstance(v, (int, float)) or isinstance(v, bool):
         raise UserError(f"expect: metric {name!r} is not a number in the policy summary "
@@ -175,43 +176,57 @@ def _f(x) -> str:
 
 def print_outcome(o: Outcome, console: Console) -> None:
     s = o.summary
-    t = Table(title=f"{o.scenario}: alpha = {s['alpha']}, {s['trace']['requests']:,} requests, {s['engine']} engine",
-              title_justify="left")
-    for name, just in [("policy", "left"), ("bound", "left"), ("measured", "right"), ("limit", "right"),
-                       ("margin", "right"), ("tolerance", "right"), ("status", "left")]:
-        t.add_column(name, justify=just)
+    t = Table(title=text(f"{o.scenario}: alpha = {s['alpha']}, {s['trace']['requests']:,} requests, "
+                         f"{s['engine']} engine"), title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    # Names are never cut ("queue_ident…" told nobody which bound it was): the bound column is as wide as its
+    # longest name, and the reasons of n.a. rows are listed under the table (numbered), not squeezed into a column.
+    # Each policy heads its own group of rows (a policy column would take the width the bound names need).
+    longest = max((len(str(b["bound"])) for b in o.bounds), default=5)
+    for name, just in [("policy / bound", "left"), ("measured", "right"), ("limit", "right"), ("margin", "right"),
+                       ("tolerance", "right"), ("status", "left")]:
+        t.add_column(name, justify=just, overflow="fold", no_wrap=just == "right",
+                     min_width=longest + 2 if just == "left" and name != "status" else len(name))
+    reasons: dict[str, int] = {}
+    previous = None
     for b in o.bounds:
+        if b["policy"] != previous:
+            t.add_row(text(b["policy"], "bold"), end_section=False)
+            previous = b["policy"]
         if not b["applicable"]:
-            status = f"[yellow]n.a.[/] {escape(b['reason'])}"
+            k = reasons.setdefault(str(b["reason"]), len(reasons) + 1)
+            status = text(f"n.a. [{k}]", "yellow")
         elif b["holds"]:
-            status = "[green]PASS[/]"
+            status = text("PASS", "green")
         else:
-            status = "[bold red]FAIL[/]"
-        t.add_row(b["policy"], b["bound"], _f(b["measured"]), _f(b["value"]), _f(b["margin"]), _f(b["tolerance"]),
-                  status)
+            status = text("FAIL", "bold red")
+        t.add_row(text("  " + str(b["bound"])), _f(b["measured"]), _f(b["value"]), _f(b["margin"]),
+                  _f(b["tolerance"]), status)
     console.print(t)
+    for reason, k in reasons.items():
+        console.print(text(f"[{k}] n.a.: {reason}"))
     n = s["trace"]["requests"]
-    u = Table(title=f"{o.scenario}: SLA", title_justify="left")
+    u = Table(title=text(f"{o.scenario}: SLA"), title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
     for name, just in [("policy", "left"), ("Q_T/T", "right"), ("satisfaction", "right"), ("cost/request", "right"),
-                       ("explorations", "right"), (f"Q_t/t <= {SLA_THRESHOLD:g} from", "right"),
+                       ("explorations", "right"), (f"SLA met from (Q_t/t <= {SLA_THRESHOLD:g})", "right"),
                        ("SLA (alpha - tolerance)", "left")]:
-        u.add_column(name, justify=just)
+        u.add_column(name, justify=just, overflow="fold")
     for label, p in s["policies"].items():
         tt = o.sla_times[label]
         v = p["sla"]
-        verdict = (f"[green]met[/] ({v['alpha']:g} - {v['tolerance']:.4f})" if v["met"]
-                   else f"[bold red]missed[/] ({v['alpha']:g} - {v['tolerance']:.4f})")
+        verdict = (text("met", "green") if v["met"] else text("missed", "bold red")) + text(
+            f" ({v['alpha']:g} - {v['tolerance']:.4f})")
         if p.get("feasible") is False:
-            verdict += " [yellow]alpha out of reach[/]"
-        u.add_row(label, f"{p['violation']:.5f}", f"{p['satisfaction']:.4f}", _f(metric(p, "cost_mean")),
+            verdict += text(" alpha out of reach", "yellow")
+        u.add_row(text(label), f"{p['violation']:.5f}", f"{p['satisfaction']:.4f}", _f(metric(p, "cost_mean")),
                   f"{p['explorations']:,}", "never" if tt is None else f"t = {tt:,} ({tt / n:.3f} T)", verdict)
     console.print(u)
     if o.expectations:
-        x = Table(title=f"{o.scenario}: expectations (enforced with --strict)", title_justify="left")
+        x = Table(title=text(f"{o.scenario}: expectations (enforced with --strict)"), title_justify="left",
+                  box=box.SIMPLE_HEAD, pad_edge=False)
         for name in ("check", "measured", "limit", "status"):
-            x.add_column(name)
+            x.add_column(name, overflow="fold")
         for r in o.expectations:
-            x.add_row(r["check"], r["measured"], r["limit"], "[green]PASS[/]" if r["ok"] else "[bold red]FAIL[/]")
+            x.add_row(text(r["check"]), text(r["measured"]), text(r["limit"]), "[green]PASS[/]" if r["ok"] else "[bold red]FAIL[/]")
         console.print(x)
 
 
@@ -225,8 +240,9 @@ def print_groups(name: str, outcomes: list[Outcome], console: Console) -> None:
         s = o.summary
         checked = sum(1 for b in o.bounds if b["applicable"])
         missed = [label for label, p in s["policies"].items() if not p["sla"]["met"]]
-        t.add_row(o.scenario.split("/", 1)[-1], f"{s['alpha']:g}", f"{s['trace']['requests']:,}", str(checked),
-                  f"[bold red]{len(o.bound_failures)}[/]" if o.bound_failures else "0", ", ".join(missed) or "-")
+        t.add_row(text(o.scenario.split("/", 1)[-1]), f"{s['alpha']:g}", f"{s['trace']['requests']:,}", str(checked),
+                  text(str(len(o.bound_failures)), "bold red") if o.bound_failures else "0",
+                  text(", ".join(missed) or "-"))
     console.print(t)
 
 
@@ -249,13 +265,13 @@ def main(args) -> int:
         if scenario.split_by == "group":
             print_groups(scenario.name, outcomes, console)
     for m in sla_misses:  # not a bound violation: stated apart so that neither is read as the other
-        console.print(f"[yellow]SLA missed[/] {m}")
+        console.print(text("SLA missed ", "yellow") + text(m))
     sla_note = (f"; {len(sla_misses)} policy run(s) missed the SLA (not a bound violation; see above)"
                 if sla_misses else "; every policy meets the SLA")
     if failures:
         more = f" [and {len(failures) - 1} more]" if len(failures) > 1 else ""
         for f in failures:
-            console.print(f"[bold red]FAIL[/] {f}")
+            console.print(text("FAIL ", "bold red") + text(f))
         console.print(f"bound violations: {len(failures)}{sla_note}")
         raise CheckFailed(failures[0] + more)
     console.print(f"all applicable bounds hold{' and every expectation passes' if args.strict else ''}{sla_note}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from sim.errors import UserError
+from sim.text import printable
 
 
 def register(sub) -> None:
@@ -34,9 +35,9 @@ def main(args) -> int:
     files = render_report(args.dirs, args.out, png=args.png, screenshot=args.screenshot)
     if not args.quiet:
         size = files.html.stat().st_size
-        print(f"report: {files.html}  ({files.charts} charts, {size / 1e6:.1f} MB, opens offline)")
+        print(f"report: {printable(files.html)}  ({files.charts} charts, {size / 1e6:.1f} MB, opens offline)")
         for what, why in files.skipped.items():
-            print(f"  not shown: {what}: {why}")
+            print(f"  not shown: {printable(what)}: {printable(why)}")
         if files.pngs:
             print(f"png: {len(files.pngs)} files in {files.pngs[0].parent}/")
         if args.screenshot:

@@ -8,7 +8,10 @@ from pathlib import Path
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich import box
 from rich.table import Table
+
+from sim.text import printable, text
 
 from sim import config as cfg
 from sim.running.runner import run_scenario
@@ -33,14 +36,14 @@ def progress_bar(enabled: bool):
     if not enabled:
         yield None
         return
-    columns = [TextColumn("{task.description:<28}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-               TimeRemainingColumn()]
+    columns = [TextColumn("{task.description:<28}", markup=False), BarColumn(), MofNCompleteColumn(),
+               TimeElapsedColumn(), TimeRemainingColumn()]
     with Progress(*columns, console=Console(stderr=True), transient=False) as bar:
         tasks: dict[str, int] = {}
 
         def update(label: str, done: int, total: int):
             if label not in tasks:
-                tasks[label] = bar.add_task(label, total=total)
+                tasks[label] = bar.add_task(printable(label), total=total)
             bar.update(tasks[label], completed=done)
 
         yield update
@@ -50,6 +53,9 @@ def main(args) -> int:
     scenario, _ = cfg.load_scenario(args.scenario, args.overrides)
     out = args.out or Path("results") / scenario.name
     show = scenario.engine.progress and not args.quiet and sys.stderr.isatty()
+    if not args.quiet and not kernels_cached():
+        print("compiling kernels (once: about 10 s; later runs load them from the cache)", file=sys.stderr,
+              flush=True)
     with progress_bar(show) as update:
         result = run_scenario(scenario, out, overwrite=args.overwrite, progress=update)
     if not args.quiet:
@@ -60,11 +66,20 @@ def main(args) -> int:
             from sim.world.events import format_recovery
 
             for line in format_recovery(result.summary):
-                print(line)
-        print(f"results: {out}/  (requests.parquet, summary.json, scenario.resolved.yaml)")
+                print(printable(line))
+        print(f"results: {printable(out)}/  (requests.parquet, summary.json, scenario.resolved.yaml)")
     if not args.no_report:
         write_run_report(out, quiet=args.quiet)
     return 0
+
+
+def kernels_cached() -> bool:
+    """Whether numba's on-disk cache (its folder is keyed by the kernel sources, see sim/__init__.py) holds compiled
+    kernels; if not, the first run spends about 10 s compiling before anything else shows."""
+    import os
+
+    folder = os.environ.get("NUMBA_CACHE_DIR")
+    return not folder or any(Path(folder).rglob("*.nbi"))
 
 
 def write_run_report(out: Path, quiet: bool = False) -> None:
@@ -79,60 +94,124 @@ def write_run_report(out: Path, quiet: bool = False) -> None:
         if signal_received():  # Ctrl-C/SIGTERM that a library turned into another error: stop, don't warn
             raise KeyboardInterrupt from e
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-        print(f"warning: report.html not written ({type(e).__name__}: {msg}); results are intact", file=sys.stderr)
+        print(f"warning: report.html not written ({type(e).__name__}: {printable(msg)}); results are intact",
+              file=sys.stderr)
         return
     if not quiet:
-        print(f"report: {path}  (open in a browser; works offline)")
+        print(f"report: {printable(path)}  (open in a browser; works offline)")
 
 
 def fmt_cost(x: float | None, unit: str) -> str:
     if x is None:
         return "-"
     if unit == "J":
-        return f"{x / 1e6:.3f} MJ" if abs(x) >= 1e6 else f"{x / 1e3:.1f} kJ"
-    return f"{x:.4g} {unit}"
+        if abs(x) >= 1e6:
+            return f"{x / 1e6:.3f}\u00a0MJ"
+        return f"{x / 1e3:.1f}\u00a0kJ" if abs(x) >= 1e3 else f"{x:.4g}\u00a0J"
+    return f"{x:.4g}\u00a0{unit}"
+
+
+def cost_total(p: dict) -> float:
+    """A policy's total cost of the run (``cost_total``; result folders written before the rename say ``cost``)."""
+    return float(p["cost_total"] if "cost_total" in p else p["cost"])
+
+
+def sla_verdict(p: dict) -> tuple[str, str]:
+    """(text, style) of the policy's SLA verdict, read from its ``sla`` block; ``n.a.`` when the block is absent
+    (older result folders). The verdict's rule lives where the block is computed, not here."""
+    sla = p.get("sla")
+    if not isinstance(sla, dict) or sla.get("met") is None:
+        return "n.a.", "dim"
+    return ("met", "green") if sla["met"] else ("missed", "bold red")
+
+
+#: Below this console width the call ratios go to a table of their own instead of a column.
+WIDE = 130
+
+
+def format_shares(shares: dict, models: list[str]) -> str:
+    """A policy's call ratio: every share when the zoo is small; for larger zoos the non-zero shares only, each as
+    ``#<model number> share`` (the numbers are printed under the table), so that no model is cut off."""
+    values = [float(shares.get(m, 0.0)) for m in models]
+    if len(models) <= 4:
+        return " ".join(f"{v:.2f}" for v in values)
+    shown = [f"#{i + 1}\u00a0{v:.2f}" for i, v in enumerate(values) if v >= 0.005]
+    return "  ".join(shown) or "-"
 
 
 def print_summary(summary: dict, console: Console | None = None) -> None:
     console = console or Console(width=None if sys.stdout.isatty() else 150)
     unit = summary["cost_unit"]
-    t = Table(title=f"{summary['scenario']}: alpha = {summary['alpha']}, {summary['trace']['requests']:,} requests, "
-                    f"{summary['engine']} engine", title_justify="left")
-    for name, just in [("policy", "left"), ("satisfaction", "right"), ("Q_T/T", "right"), ("cost", "right"),
-                       ("cost/request", "right"), ("explore", "right"), ("call ratio", "left"), ("p95 latency", "right")]:
-        t.add_column(name, justify=just)
-    alpha = summary["alpha"]
+    models = summary["models"]
+    wide = console.width >= WIDE
+    t = Table(title=text(f"{summary['scenario']}: alpha = {summary['alpha']}, {summary['trace']['requests']:,} "
+                         f"requests, {summary['engine']} engine"),
+              title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    t.add_column("policy", overflow="fold", ratio=None)
+    # Narrow terminals: the names stay whole (they tell the rows apart); the totals and the call ratios move to a
+    # second table.
+    names = (["SLA", "satisfaction", "Q_T/T", "cost/request", "cost total", "explore", "p95 latency", "call ratio"]
+             if wide else ["SLA", "satisf.", "Q_T/T", "per req.", "expl.", "p95"])
+    for name in names:
+        t.add_column(name, justify="left" if name in ("SLA", "call ratio") else "right",
+                     no_wrap=name != "call ratio", overflow="fold")
     for label, p in summary["policies"].items():
         mark = " †" if not p["causal"] else (" *" if p["oracle"] else "")
-        sat = p["satisfaction"]
-        sat_s = f"{sat:.4f}" if sat >= alpha - 1e-12 else f"[red]{sat:.4f}[/red]"
-        ratio = "/".join(f"{v:.2f}" for v in p["call_ratio"].values())
+        verdict, style = sla_verdict(p)
         lat = p["latency_s"]["p95"]
-        t.add_row(label + mark, sat_s, f"{p['violation']:.4f}", fmt_cost(p["cost"], unit),
-                  f"{p['cost'] / p['requests']:.4g} {unit}", str(p["explorations"]), ratio,
-                  "-" if lat is None or summary["engine"] == "sequential" else f"{lat:.2f} s")
+        per_request = cost_total(p) / p["requests"]
+        row = [text(label + mark), text(verdict, style), f"{p['satisfaction']:.4f}", f"{p['violation']:.4f}",
+               f"{per_request:.4g}\u00a0{unit}", str(p["explorations"]),
+               "-" if lat is None or summary["engine"] == "sequential" else f"{lat:.2f}\u00a0s"]
+        if wide:
+            row[5:5] = [fmt_cost(cost_total(p), unit)]
+            row.append(format_shares(p["call_ratio"], models))
+        t.add_row(*row)
     console.print(t)
-    console.print(f"call ratio columns: {', '.join(summary['models'])}.  "
-                  "† sees the future (a bound, not a router).  * uses an oracle predictor.  "
-                  "Costs include exploration.")
+    if not wide:
+        r = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+        r.add_column("policy", overflow="fold")
+        r.add_column("cost total", justify="right", no_wrap=True)
+        r.add_column("call ratio (share of requests per model)", overflow="fold")
+        for label, p in summary["policies"].items():
+            r.add_row(text(label), fmt_cost(cost_total(p), unit), format_shares(p["call_ratio"], models))
+        console.print(r)
+    if len(models) <= 4:
+        cols = "call ratio: " + ", ".join(models) + "."
+    else:
+        cols = "call ratio: " + ", ".join(f"#{i + 1} {m}" for i, m in enumerate(models)) + " (shares under 0.005 left out)."
+    console.print(text(cols))
+    console.print("SLA: the verdict of summary.json (n.a. when the run has none).  † sees the future (a bound, not a "
+                  "router).  * uses an oracle predictor.  Costs include exploration.", markup=False)
 
 
 def print_group_table(summary: dict, console: Console | None = None) -> None:
     """The paper's per-benchmark table: each group is its own run with its own alpha."""
     console = console or Console(width=None if sys.stdout.isatty() else 150)
-    t = Table(title=f"{summary['scenario']}: one run per group", title_justify="left")
-    for name, just in [("group", "left"), ("alpha", "right"), ("policy", "left"), ("satisfaction", "right"),
-                       ("cost", "right"), ("call ratio", "left"), ("explore", "right")]:
-        t.add_column(name, justify=just)
+    wide = console.width >= WIDE
+    t = Table(title=text(f"{summary['scenario']}: one run per group"), title_justify="left", box=box.SIMPLE_HEAD,
+              pad_edge=False)
+    t.add_column("group", overflow="fold")
+    t.add_column("alpha", justify="right", no_wrap=True)
+    t.add_column("policy", overflow="fold")
+    for name in ("SLA", "satisfaction" if wide else "satisf.", "cost total" if wide else "total",
+                 "explore" if wide else "expl."):
+        t.add_column(name, justify="left" if name == "SLA" else "right", no_wrap=True)
+    if wide:
+        t.add_column("call ratio", overflow="fold")
     for g, s in summary["groups"].items():
         unit = s["cost_unit"]
         for i, (label, p) in enumerate(s["policies"].items()):
-            sat = p["satisfaction"]
-            sat_s = f"{sat:.4f}" if sat >= s["alpha"] - 1e-12 else f"[red]{sat:.4f}[/red]"
+            verdict, style = sla_verdict(p)
             mark = " †" if not p["causal"] else ""
-            t.add_row(g if i == 0 else "", f"{s['alpha']:.2f}" if i == 0 else "", label + mark, sat_s,
-                      fmt_cost(p["cost"], unit), "/".join(f"{v:.2f}" for v in p["call_ratio"].values()),
-                      str(p["explorations"]), end_section=i == len(s["policies"]) - 1)
+            row = [text(g if i == 0 else ""), f"{s['alpha']:.2f}" if i == 0 else "", text(label + mark),
+                   text(verdict, style), f"{p['satisfaction']:.4f}", fmt_cost(cost_total(p), unit),
+                   str(p["explorations"])]
+            if wide:
+                row.append(format_shares(p["call_ratio"], s.get("models") or list(p["call_ratio"])))
+            t.add_row(*row, end_section=i == len(s["policies"]) - 1)
     console.print(t)
-    console.print("satisfaction in red misses the group's alpha.  † sees the future (a bound).  "
-                  "Costs include exploration; call ratio columns follow the zoo's cost order.")
+    console.print("SLA: the verdict of summary.json (n.a. when the run has none).  † sees the future (a bound).  "
+                  "Costs include exploration" + ("; call ratio columns follow the zoo's cost order." if wide else
+                                                 " (call ratios: run with a wider terminal, or read summary.json)."),
+                  markup=False)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from sim import config as cfg
 from sim.errors import UserError
+from sim.text import printable
 
 
 def register(sub) -> None:
@@ -36,10 +37,11 @@ def main(args) -> int:
         raise UserError(f"--workers {args.workers}: must be at least 1")
     if args.address is not None and args.backend != "ray":
         raise UserError("--address is for --backend ray")
-    raw = cfg.apply_overrides(cfg.read_scenario_file(args.scenario), args.overrides)
+    raw = cfg.apply_overrides(cfg.relative_to_scenario(cfg.read_scenario_file(args.scenario), Path(args.scenario).parent),
+                               args.overrides)
     if args.dry_run:
         _, cells = expand(raw, str(args.scenario))
-        print(describe_cells(cells))
+        print(printable(describe_cells(cells)))
         return 0
     name = raw.get("name", "scenario") if isinstance(raw.get("name"), str) else "scenario"
     out = args.out or Path("results") / f"{name}-sweep"
@@ -48,8 +50,8 @@ def main(args) -> int:
     print(f"{report.cells} cells: {report.ran} ran, {report.skipped} already done, {report.failed} failed"
           f" in {report.wall_s:.1f} s")
     for cell_id, error in list(report.errors.items())[:10]:
-        print(f"  failed {cell_id}: {error}", file=sys.stderr)
+        print(f"  failed {cell_id}: {printable(error)}", file=sys.stderr)
     if len(report.errors) > 10:
         print(f"  … and {len(report.errors) - 10} more (see the manifest's 'error' column)", file=sys.stderr)
-    print(f"manifest: {out / 'manifest.parquet'}")
+    print(f"manifest: {printable(out / 'manifest.parquet')}")
     return 1 if report.failed else 0

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from sim import config as cfg
 from sim.errors import UserError
+from sim.text import printable
 from sim.trace.synth import synth_frame, synth_provenance
 from sim.trace.format import write_trace
 
@@ -35,6 +36,11 @@ def register(sub) -> None:
 
 
 def main(args) -> int:
+    # A trace is Parquet (its model order and provenance live in the file's metadata, which CSV cannot carry):
+    # refuse another extension before doing any work rather than write Parquet under a misleading name.
+    if Path(args.out).suffix.lower() != ".parquet":
+        raise UserError(f"-o {printable(args.out)}: a trace is written as Parquet; give a file name ending in "
+                        f".parquet")
     seed = 42
     if args.spec:
         raw = cfg.read_scenario_file(args.spec)

@@ -42,8 +42,26 @@ def _fmt_span(seconds: float) -> str:
     return TimeAxis.for_span(seconds).fmt(seconds)
 
 
+def sla_cell(p: dict) -> str:
+    """The SLA verdict of the policy's ``sla`` block in summary.json, as a table cell; ``n.a.`` when the block is
+    absent (result folders written before it existed). The rule is the block's, never recomputed here."""
+    esc = _html.escape
+    sla = p.get("sla")
+    if not isinstance(sla, dict) or sla.get("met") is None:
+        return '<td class="l na">n.a.</td>'
+    title = esc(str(sla.get("rule", "")))
+    return (f'<td class="l ok" title="{title}">met</td>' if sla["met"]
+            else f'<td class="l miss" title="{title}">missed ✗</td>')
+
+
+def _cost_total(p: dict) -> float | None:
+    """``cost_total`` (``cost`` in result folders written before the rename)."""
+    v = p.get("cost_total", p.get("cost"))
+    return None if v is None else float(v)
+
+
 def summary_table(run) -> str:
-    """The run's per-policy figures as an HTML table (satisfaction below alpha in red)."""
+    """The run's per-policy figures as an HTML table, with the SLA verdict of summary.json."""
     from sim.report.charts import MODEL_PALETTE, PALETTE_10, PALETTE_20
 
     esc = _html.escape
@@ -53,20 +71,18 @@ def summary_table(run) -> str:
     models = run.models
     palette = PALETTE_10 if len(run.policies) <= 10 else PALETTE_20
     des = run.engine != "sequential"
-    head = ["policy", "satisfaction", "Q_T/T", "cost" if unit != "J" else "energy", "per request",
+    head = ["policy", "SLA", "satisfaction", "Q_T/T", "cost" if unit != "J" else "energy", "per request",
             "explorations", "call ratio"]
     if des:
         head.append("p95 latency")
     has_g = any("guarantees" in p for p in s["policies"].values())
     if has_g:
         head.append("bounds hold")
-    rows = ["<tr>" + "".join(f'<th class="{"l" if i in (0, 6) else ""}">{esc(h)}</th>' for i, h in enumerate(head))
+    rows = ["<tr>" + "".join(f'<th class="{"l" if i in (0, 1, 7) else ""}">{esc(h)}</th>' for i, h in enumerate(head))
             + "</tr>"]
     for i, (label, p) in enumerate(s["policies"].items()):
         sat = p.get("satisfaction")
-        miss = sat is not None and sat < alpha - 1e-12
-        sat_td = (f'<td class="miss" title="below α = {alpha:g}">{sat:.4f} ✗</td>' if miss
-                  else f'<td class="ok">{sat:.4f}</td>' if sat is not None else "<td>–</td>")
+        sat_td = sla_cell(p) + (f"<td>{sat:.4f}</td>" if sat is not None else "<td>–</td>")
         ratio = p.get("call_ratio") or {}
         bar = "".join(f'<i style="width:{100 * float(ratio.get(m, 0)):.2f}%;background:{MODEL_PALETTE[j % 10]}" '
                       f'title="{esc(m)}: {float(ratio.get(m, 0)):.1%}"></i>' for j, m in enumerate(models))
@@ -81,8 +97,8 @@ def summary_table(run) -> str:
             f"</span>{esc(name)}{pred}</td>",
             sat_td,
             f'<td>{p.get("violation", float("nan")):.4f}</td>',
-            f"<td>{esc(_fmt_cost(p.get('cost'), unit))}</td>",
-            f"<td>{esc(_fmt_cost(p['cost'] / n, unit)) if n and p.get('cost') is not None else '–'}</td>",
+            f"<td>{esc(_fmt_cost(_cost_total(p), unit))}</td>",
+            f"<td>{esc(_fmt_cost(_cost_total(p) / n, unit)) if n and _cost_total(p) is not None else '–'}</td>",
             f"<td>{p.get('explorations', 0):,}</td>",
             f'<td class="l"><span class="mix">{bar}</span>{esc(ratio_txt)}</td>',
         ]
@@ -99,7 +115,8 @@ def summary_table(run) -> str:
             else:
                 cells.append("<td>–</td>")
         rows.append(f"<tr{cls}>" + "".join(cells) + "</tr>")
-    note = ('<p class="legend-note">† sees the future: a bound, not a router. ✗ misses the SLA α. '
+    note = ('<p class="legend-note">† sees the future: a bound, not a router. SLA: the verdict in summary.json '
+            f'(α = {alpha:g}; n.a. when the run carries none). '
             f'Call ratio: share of requests served by {esc(" / ".join(models))}. '
             + ("Costs include exploration (every model is called on an exploration step)."
                if any(p.get("explorations") for p in s["policies"].values()) else "") + "</p>")
@@ -129,17 +146,16 @@ def run_section(run, index: int, charts_only: bool = False):
 
 def _comparison_table(runs) -> str:
     esc = _html.escape
-    rows = ["<tr><th class='l'>run</th><th class='l'>policy</th><th>α</th><th>satisfaction</th><th>Q_T/T</th>"
-            "<th>cost</th><th>explorations</th></tr>"]
+    rows = ["<tr><th class='l'>run</th><th class='l'>policy</th><th>α</th><th class='l'>SLA</th><th>satisfaction</th>"
+            "<th>Q_T/T</th><th>cost</th><th>explorations</th></tr>"]
     for run in runs:
         for label, p in run.summary["policies"].items():
             sat = p.get("satisfaction", float("nan"))
-            miss = sat < run.alpha - 1e-12
             rows.append(
                 f"<tr><td class='l'>{esc(run.name)}</td><td class='l'>{esc(run.display(label))}</td>"
-                f"<td>{run.alpha:g}</td><td class='{'miss' if miss else 'ok'}'>{sat:.4f}{' ✗' if miss else ''}</td>"
+                f"<td>{run.alpha:g}</td>{sla_cell(p)}<td>{sat:.4f}</td>"
                 f"<td>{p.get('violation', float('nan')):.4f}</td>"
-                f"<td>{esc(_fmt_cost(p.get('cost'), run.cost_unit))}</td>"
+                f"<td>{esc(_fmt_cost(_cost_total(p), run.cost_unit))}</td>"
                 f"<td>{p.get('explorations', 0):,}</td></tr>")
     return '<table class="summary">' + "".join(rows) + "</table>"
 

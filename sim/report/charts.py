@@ -33,6 +33,14 @@ MIN_PER_WINDOW = 200
 CDF_LEVELS = 200
 #: Bins of predicted satisfaction in the calibration plot.
 CALIBRATION_BINS = 10
+#: Half-width of the zoomed band around alpha in the satisfaction chart.
+ZOOM_BAND = 0.02
+#: The violation chart's y axis shows at least [0, VIOLATION_BAND] (the band in which an SLA is decided).
+VIOLATION_BAND = 0.02
+#: The cost chart's scale covers the policies whose final cost per request is within this factor of the cheapest.
+COST_SPREAD = 2.5
+#: Calibration bins with fewer requests than this are left out (a handful of requests is noise, not calibration).
+MIN_BIN_REQUESTS = 50
 #: Significant digits kept in plotted numbers (keeps the inlined data small).
 SIG_FIGS = 5
 
@@ -165,11 +173,11 @@ class RunData:
         return bool(self.summary["policies"][label].get("causal", True))
 
     def display(self, label: str) -> str:
-        return label if self.causal(label) else label + BOUND_SUFFIX
+        return self.display_map.get(label, label)
 
     @cached_property
     def display_map(self) -> dict[str, str]:
-        return {p: self.display(p) for p in self.policies}
+        return {p: (p if self.causal(p) else p + BOUND_SUFFIX) for p in self.policies}
 
     @cached_property
     def capacities(self) -> dict[str, int | None]:
@@ -451,6 +459,14 @@ def caption_of(chart: alt.TopLevelMixin) -> str:
     return " ".join(sub) if isinstance(sub, list) else str(sub)
 
 
+def cost_per_request(p: dict) -> float:
+    """A policy's mean cost per request from summary.json (folders written before ``cost_per_request`` existed
+    have the total as ``cost``)."""
+    if p.get("cost_per_request") is not None:
+        return float(p["cost_per_request"])
+    return float(p.get("cost_total", p.get("cost"))) / max(1, int(p["requests"]))
+
+
 def fmt_duration(seconds: float) -> str:
     """A duration in its own best unit (3 significant digits)."""
     for div, unit in [(86400.0, "d"), (3600.0, "h"), (60.0, "min"), (1.0, "s"), (1e-3, "ms")]:
@@ -530,96 +546,170 @@ def chart_satisfaction(run: RunData) -> alt.TopLevelMixin:
     text = data(rules).mark_text(align="right", dx=-4, dy=-5, fontSize=10).encode(
         y=rule_y, x=alt.value(WIDTH), text="label:N",
         opacity=alt.condition(alt.datum.kind == "alpha", alt.value(0.95), alt.value(0.55)))
-    return alt.layer(rule, text, lines).properties(
-        width=WIDTH, height=HEIGHT,
-        **titled("Satisfaction over time",
-                    "Mean satisfaction of all requests so far for each policy; a router meets the SLA when its "
-                    "curve ends at or above the dashed α line, and the faint rules show what each model alone "
-                    "achieves.",
-                    f"running mean sampled after the last request of each of {run.describe_windows()}."))
+    overview = alt.layer(rule, text, lines).properties(width=WIDTH, height=HEIGHT, title="All policies")
+    # The SLA is decided in a narrow band around alpha where several routers end within a few 1e-4 of each other:
+    # one small panel per policy that ends inside the band, so that overlapping lines can be told apart.
+    final = df.group_by("policy").agg(pl.col("satisfaction").sort_by("t").last().alias("final"))
+    near = set(final.filter((pl.col("final") - run.alpha).abs() <= ZOOM_BAND)["policy"].to_list())
+    zoom_domain = [run.display(p) for p in run.policies if run.display(p) in near]
+    caption = ("Mean satisfaction of all requests so far for each policy; a router meets the SLA when its curve ends "
+               "at or above the dashed α line, and the faint rules show what each model alone achieves.")
+    if not zoom_domain:
+        return overview.properties(**titled("Satisfaction over time", caption,
+                                            f"running mean sampled after the last request of each of "
+                                            f"{run.describe_windows()}."))
+    zlo, zhi = run.alpha - ZOOM_BAND, run.alpha + ZOOM_BAND
+    zdf = df.filter(pl.col("policy").is_in(zoom_domain))
+    zy = alt.Y("satisfaction:Q", title=None, scale=alt.Scale(domain=[zlo, zhi], nice=False),
+               axis=alt.Axis(tickCount=5, format=".3f"))
+    zlines = data(zdf).mark_line(clip=True, strokeWidth=1.6).encode(
+        x=alt.X("t:Q", title=f"time ({run.axis.unit})", scale=alt.Scale(nice=False), axis=alt.Axis(tickCount=4)),
+        y=zy, color=policy_color(run, zoom_domain, legend=False),
+        tooltip=[alt.Tooltip("policy:N"), alt.Tooltip("t:Q", title=f"time ({run.axis.unit})"),
+                 alt.Tooltip("satisfaction:Q", format=".4f")])
+    zalpha = data(pl.DataFrame({"y": [run.alpha]})).mark_rule(color="#222", strokeDash=[5, 3]).encode(
+        y=alt.Y("y:Q", scale=alt.Scale(domain=[zlo, zhi], nice=False)))
+    panels = []
+    raw = {run.display(p): p for p in run.policies}
+    for label in zoom_domain:
+        end = float(final.filter(pl.col("policy") == label)["final"][0])
+        sla = run.summary["policies"][raw[label]].get("sla")
+        # The verdict of summary.json's sla block (issue 13's rule), never one of the report's own.
+        mark = "SLA n.a." if not isinstance(sla, dict) or sla.get("met") is None else (
+            "SLA met" if sla["met"] else "SLA missed")
+        panels.append(alt.layer(zalpha, zlines.transform_filter(alt.FieldEqualPredicate(field="policy", equal=label))).properties(
+            width=190, height=80, title=alt.TitleParams(f"{label}: {end:.4f} ({mark})", fontSize=11)))
+    rows = [alt.hconcat(*panels[i:i + 3], spacing=12) for i in range(0, len(panels), 3)]
+    zoom = alt.vconcat(*rows, spacing=8, title=alt.TitleParams(
+        f"Zoom: α ± {ZOOM_BAND:g}, one panel per policy that ends in the band (dashed: α)", fontSize=12,
+        anchor="start"))
+    return alt.vconcat(overview, zoom, spacing=18).resolve_scale(color="independent").properties(
+        **titled("Satisfaction over time", caption + " Below: the band around α, one panel per policy.",
+                 f"running mean sampled after the last request of each of {run.describe_windows()}."))
 
 
 def chart_violation(run: RunData) -> alt.TopLevelMixin:
-    """2. SLA violation Q_t / t against time, with the theoretical backlog bound where the guarantees give one."""
+    """2. SLA violation Q_t / t against time, on a linear axis zoomed to the band where an SLA is decided, with the
+    theoretical backlog bound only for the policies where the guarantees say it applies."""
     w = run.windows
     df = with_role(run, w.select("policy", run.window_end(pl.col("w")),
                                  (pl.col("q_after") / (pl.col("last_id") + 1)).alias("violation")))
+    # The band that matters: a policy that meets alpha ends near 0; one that misses it ends near alpha minus its
+    # satisfaction, far above. The y axis covers the policies that end under 5 * VIOLATION_BAND (at least
+    # [0, VIOLATION_BAND]); the first 10 % of the run (a few requests, large ratios) does not set it.
+    t_lo = df["t"].min() + 0.1 * (df["t"].max() - df["t"].min())
+    final = df.group_by("policy").agg(pl.col("violation").sort_by("t").last().alias("final"))
+    inside = final.filter(pl.col("final") <= 5 * VIOLATION_BAND)["policy"].to_list()
+    late = df.filter((pl.col("t") >= t_lo) & pl.col("policy").is_in(inside))["violation"]
+    top = max(VIOLATION_BAND, float(late.max()) * 1.05 if late.len() else 0.0)
     y = alt.Y("violation:Q", title="Q_t / t (virtual queue per request)",
-              scale=alt.Scale(type="symlog", constant=1e-3))
-    layers = [data(df).mark_line(strokeWidth=1.8).encode(
+              scale=alt.Scale(domain=[0, top], nice=False, clamp=False))
+    layers = [data(df).mark_line(strokeWidth=1.6, clip=True).encode(
         x=time_x(run), y=y, color=policy_color(run), strokeDash=bound_dash(run),
         tooltip=[alt.Tooltip("policy:N"), alt.Tooltip("t:Q", title=f"time ({run.axis.unit})"),
                  alt.Tooltip("violation:Q", format=".5f")])]
     bounds = []
-    notes = []
     for p in run.policies:
         b = run.backlog_bound(p)
-        if b is None:
-            continue
+        if b is None or not b.get("applicable"):
+            continue  # a bound whose assumptions the scenario breaks is not drawn (sim check says why)
         T = run.summary["policies"][p].get("requests") or int(w.filter(pl.col("policy") == p)["cum_n"].max())
         sub = w.filter(pl.col("policy") == p).select(run.window_end(pl.col("w")), (pl.col("last_id") + 1).alias("n"))
         # Q_T/T <= sqrt(2 (B + V dE) / T): the bound at T, scaled to every t as sqrt(T / t).
         sub = sub.with_columns((float(b["value"]) * (T / pl.col("n")).sqrt()).alias("bound"), pl.lit(p).alias("policy"))
         bounds.append(sub)
-        holds = b.get("holds")
-        notes.append(("applicable" if b.get("applicable") else "not applicable")
-                     + ("" if holds is None or not b.get("applicable")
-                        else (" and holds" if holds else " and violated"))
-                     + f" for {p}")
     if bounds:
         bdf = with_role(run, pl.concat(bounds))
-        layers.append(data(bdf).mark_line(strokeDash=[2, 2], strokeWidth=1.2, opacity=0.8).encode(
-            x=time_x(run), y=alt.Y("bound:Q"), color=policy_color(run),
+        layers.append(data(bdf).mark_line(strokeDash=[2, 2], strokeWidth=1.2, opacity=0.8, clip=True).encode(
+            x=time_x(run), y=alt.Y("bound:Q", scale=alt.Scale(domain=[0, top], nice=False)), color=policy_color(run),
             tooltip=[alt.Tooltip("policy:N"), alt.Tooltip("bound:Q", format=".4f", title="bound")]))
     caption = ("The SLA backlog Q_t divided by the number of requests so far; it tends to 0 for a policy that meets "
                "α in the long run and to α minus the satisfaction for one that does not.")
+    above = final.filter(~pl.col("policy").is_in(inside)).sort("final", descending=True)
+    if above.height:
+        caption += (" Off the top of the axis (final Q_T/T): "
+                    + ", ".join(f"{p} {v:.3f}" for p, v in above.iter_rows()) + ".")
     if bounds:
-        # "not applicable for a, b; applicable and holds for c"
-        grouped: dict[str, list[str]] = {}
-        for n in notes:
-            status, _, who = n.rpartition(" for ")
-            grouped.setdefault(status, []).append(who)
-        caption += (" Dotted: the theoretical bound sqrt(2(B + V·ΔE)/t) from the guarantees block ("
-                    + "; ".join(f"{k} for {', '.join(v)}" for k, v in grouped.items()) + ").")
+        caption += (" Dotted: the backlog bound sqrt(2(B + V·ΔE)/t) of the guarantees block, for the policies where "
+                    "its assumptions hold.")
+    else:
+        caption += (" No backlog bound is drawn: its assumptions do not hold for any policy of this run "
+                    "(`python -m sim check` says why).")
     return alt.layer(*layers).properties(
         width=WIDTH, height=HEIGHT,
         **titled("SLA violation Q_t / t", caption,
-                    f"Q after the last request of each of {run.describe_windows()}; symmetric-log y axis."))
+                 f"Q after the last request of each of {run.describe_windows()}; linear y axis from 0 to "
+                 f"{top:.3g}."))
 
 
 def chart_cost(run: RunData) -> alt.TopLevelMixin:
-    """3. Cumulative energy (or cost), with exploration (solid) and without it (dashed)."""
+    """3. Cost per request over time (running mean, exploration included; dashed: exploit steps only). Single-model
+    policies are faint references that do not set the scale."""
     w = run.windows
-    total = float(w["cum_cost"].max() or 0.0)
-    div, unit = cost_scale(run, total)
+    unit = run.cost_unit
+    what = "energy" if unit == "J" else "cost"
     explorers = set(w.filter(pl.col("explored") > 0)["policy"].unique().to_list())
-    a = w.select("policy", run.window_end(pl.col("w")), (pl.col("cum_cost") / div).alias("cost"),
+    single = {p for p in run.policies if run.summary["policies"][p].get("kind") == "always"}
+    a = w.select("policy", run.window_end(pl.col("w")), (pl.col("cum_cost") / pl.col("cum_n")).alias("cost"),
                  pl.lit("with exploration").alias("series"))
     b = (w.filter(pl.col("policy").is_in(list(explorers)))
-         .select("policy", run.window_end(pl.col("w")), (pl.col("cum_cost_exploit") / div).alias("cost"),
+         .select("policy", run.window_end(pl.col("w")),
+                 (pl.col("cum_cost_exploit") / pl.col("cum_n")).alias("cost"),
                  pl.lit("exploit steps only").alias("series")))
-    df = run.with_display(pl.concat([a, b]))
-    what = "energy" if run.cost_unit == "J" else "cost"
-    chart = data(df).mark_line(strokeWidth=1.8).encode(
-        x=time_x(run), y=alt.Y("cost:Q", title=f"cumulative {what} ({unit})"),
-        color=policy_color(run),
+    df = pl.concat([a, b])
+    t_lo = df["t"].min() + 0.1 * (df["t"].max() - df["t"].min())
+    # The scale comes from the policies that end within COST_SPREAD times the cheapest one's final cost per
+    # request; the others (single models, or a router far more expensive) are listed in the caption.
+    finals = {p: cost_per_request(run.summary["policies"][p]) for p in run.policies}
+    cheapest = min((v for p, v in finals.items() if p not in single), default=0.0)
+    far = {p for p, v in finals.items() if p not in single and cheapest > 0 and v > COST_SPREAD * cheapest}
+    scaled = df.filter(~pl.col("policy").is_in(list(single | far)) & (pl.col("t") >= t_lo))["cost"]
+    if scaled.len() == 0:
+        scaled = df["cost"]
+    lo, hi = float(scaled.min()), float(scaled.max())
+    pad = 0.08 * (hi - lo) if hi > lo else 0.1 * abs(hi) + 1e-12
+    lo, hi = max(0.0, lo - pad), hi + pad
+    y_scale = alt.Scale(domain=[lo, hi], nice=False)
+    routers = run.with_display(df.filter(~pl.col("policy").is_in(list(single))))
+    domain = [run.display(p) for p in run.policies if p not in single]
+    lines = data(routers).mark_line(strokeWidth=1.8, clip=True).encode(
+        x=time_x(run), y=alt.Y("cost:Q", title=f"{what} per request so far ({unit})", scale=y_scale),
+        color=policy_color(run, domain),
         strokeDash=alt.StrokeDash("series:N", scale=alt.Scale(domain=["with exploration", "exploit steps only"],
                                                               range=[[1, 0], [4, 3]]),
                                   legend=alt.Legend(title="line")),
         tooltip=[alt.Tooltip("policy:N"), "series:N", alt.Tooltip("t:Q", title=f"time ({run.axis.unit})"),
-                 alt.Tooltip("cost:Q", format=".4g", title=f"{what} ({unit})")])
-    return chart.properties(
+                 alt.Tooltip("cost:Q", format=".4g", title=f"{what} per request ({unit})")])
+    layers = [lines]
+    caption = (f"Mean {what} per request of all requests so far (lower is cheaper); for policies that explore, the "
+               f"dashed line leaves out the exploration steps (which call every model), so the gap is the price "
+               f"of learning.")
+    if far:
+        caption += (" Above the axis (final, per request): "
+                    + ", ".join(f"{run.display(p)} {finals[p]:.4g} {unit}" for p in run.policies if p in far) + ".")
+    if single:
+        ref = {p: finals[p] for p in run.policies if p in single}
+        shown = {p: v for p, v in ref.items() if lo <= v <= hi}
+        if shown:
+            rdf = pl.DataFrame({"y": list(shown.values()), "label": [f"{p}: {v:.4g} {unit}" for p, v in shown.items()]})
+            layers.append(data(rdf).mark_rule(color="#999", strokeDash=[1, 2]).encode(y=alt.Y("y:Q", scale=y_scale)))
+            layers.append(data(rdf).mark_text(align="right", dx=-4, dy=-5, fontSize=10, color="#666").encode(
+                y=alt.Y("y:Q", scale=y_scale), x=alt.value(WIDTH), text="label:N"))
+        caption += (" Grey rules: single-model policies (references, they do not set the scale)"
+                    + (f"; off the axis: {', '.join(f'{p} {v:.4g} {unit}' for p, v in ref.items() if p not in shown)}"
+                       if len(shown) < len(ref) else "") + ".")
+    return alt.layer(*layers).properties(
         width=WIDTH, height=HEIGHT,
-        **titled(f"Cumulative {what}",
-                    f"Total {what} spent so far by each policy (lower is cheaper); for policies that explore, the "
-                    f"dashed line leaves out the exploration steps (which call every model), so the gap is the "
-                    f"price of learning.",
-                    f"cumulative sums sampled at the end of each of {run.describe_windows()}."))
+        **titled(f"{what.capitalize()} per request over time", caption,
+                 f"running means sampled at the end of each of {run.describe_windows()}; y axis from the routers "
+                 f"after the first 10 % of the run."))
 
 
 def chart_model_mix(run: RunData) -> alt.TopLevelMixin:
     """4. Model mix over time: stacked share of requests served by each model, in windows."""
-    cw = run.coarse_windows
+    single = [p for p in run.policies if run.summary["policies"][p].get("kind") == "always"]
+    shown = [p for p in run.policies if p not in single] or run.policies
+    cw = run.coarse_windows.filter(pl.col("policy").is_in(shown))
     cols = [f"m{i}" for i in range(len(run.models))]
     long = (cw.select("policy", "t", "n", *cols)
             .unpivot(index=["policy", "t", "n"], on=cols, variable_name="mi", value_name="count")
@@ -634,21 +724,24 @@ def chart_model_mix(run: RunData) -> alt.TopLevelMixin:
                        sort=run.models, legend=alt.Legend(title="served model (cheapest first)"))
     base = data(long).mark_area(interpolate="step-after").encode(
         x=alt.X("t:Q", title=f"time ({run.axis.unit})", scale=alt.Scale(nice=False)),
-        y=alt.Y("share:Q", stack="normalize", title="share of requests", axis=alt.Axis(format="%", tickCount=3)),
+        y=alt.Y("share:Q", stack="normalize", title=None, axis=alt.Axis(format="%", tickCount=2)),
         color=mcolor, order=alt.Order("order:Q", sort="ascending"),
         tooltip=["policy:N", "model:N", alt.Tooltip("t:Q", title=f"window end ({run.axis.unit})"),
                  alt.Tooltip("share:Q", format=".1%")],
-        # A facet channel (not .facet()) so that the data transforms run before the split into panels.
-        facet=alt.Facet("policy:N", sort=[run.display(p) for p in run.policies], title=None, columns=3,
-                        header=alt.Header(labelFontSize=11)),
+        # A facet channel (not .facet()) so that the data transforms run before the split into panels; one
+        # panel per row, so that no grid cell is left empty.
+        row=alt.Row("policy:N", sort=[run.display(p) for p in shown], title=None,
+                    header=alt.Header(labelAngle=0, labelAlign="left", labelFontSize=11, labelLimit=260)),
     )
+    caption = ("Share of requests each policy sent to each model (explorations count for the largest model they are "
+               "served by); darker means larger, more expensive models.")
+    if single and shown is not run.policies:
+        caption += f" Not shown (one model by definition): {', '.join(single)}."
     return base.properties(
-        width=230, height=90,
-        **titled("Model mix over time",
-                    "Share of requests each policy sent to each model (explorations count for the largest model "
-                    "they are served by); darker means larger, more expensive models.",
-                    f"shares over {run.describe_windows(coarse=True)} (at least {MIN_PER_WINDOW} requests each "
-                    f"on average)."))
+        width=WIDTH - 100, height=42,
+        **titled("Model mix over time", caption,
+                 f"shares over {run.describe_windows(coarse=True)} (at least {MIN_PER_WINDOW} requests each "
+                 f"on average)."))
 
 
 def chart_latency(run: RunData) -> alt.TopLevelMixin:
@@ -667,11 +760,23 @@ def chart_latency(run: RunData) -> alt.TopLevelMixin:
         color=policy_color(run), strokeDash=bound_dash(run),
         tooltip=["policy:N", alt.Tooltip("latency_s:Q", format=".3f"), alt.Tooltip("fraction:Q", format=".1%")]
     ).properties(width=380, height=HEIGHT, title="Latency CDF")
-    wp = run.with_display(run.wait_percentiles)
-    max_wait = float(wp["wait_s"].max() or 0.0)
+    wp = run.wait_percentiles
+    # Only the models where some request waited, and in each only the policies that used it: a panel of zeros
+    # answers nothing.
+    waited = wp.group_by("model").agg(pl.col("wait_s").max().alias("m")).filter(pl.col("m") > 0)["model"].to_list()
+    wp = run.with_display(wp.filter(pl.col("model").is_in(waited)))
     domain = [run.display(p) for p in run.policies]
+    caption = "Left: the fraction of requests completed within a given time of arrival (further left is faster)"
+    if not waited:
+        caption += ". No request waited for a slot: every model always had a free one (no wait panel)."
+        return cdf.properties(**titled("Latency", caption, f"CDF from {CDF_LEVELS} quantiles of all requests "
+                                                            f"(nearest rank)."))
+    quiet = [m for m in run.models if m not in waited]
+    caption += ("; right: the 50th, 95th and 99th percentile of the time a request waited for a free slot, for "
+                "the models where any request waited")
+    caption += (f" (no request waited for {', '.join(quiet)})." if quiet else ".")
     waits = data(wp).mark_point(filled=True, size=45).encode(
-        x=alt.X("wait_s:Q", title="queue wait (s, symlog)", scale=alt.Scale(type="symlog", constant=0.1)),
+        x=alt.X("wait_s:Q", title="queue wait (s)", axis=alt.Axis(tickCount=4, labelOverlap=True)),
         y=alt.Y("policy:N", sort=domain, title=None, axis=alt.Axis(labelLimit=200)),
         color=policy_color(run),
         shape=alt.Shape("percentile:N", scale=alt.Scale(domain=["p50", "p95", "p99"],
@@ -680,15 +785,12 @@ def chart_latency(run: RunData) -> alt.TopLevelMixin:
         row=alt.Row("model:N", sort=run.models, title=None, header=alt.Header(labelAngle=0, labelAlign="left")),
         tooltip=["policy:N", "model:N", "percentile:N", alt.Tooltip("wait_s:Q", format=".3f"),
                  alt.Tooltip("n:Q", title="requests")],
-    ).properties(width=220, height=max(60, 14 * len(run.policies)), title="Queue wait by model")
-    caption = ("Left: the fraction of requests completed within a given time of arrival (further left is faster); "
-               "right: the 50th, 95th and 99th percentile of the time a request waited for a free slot, per model.")
-    if max_wait == 0.0:
-        caption += " No request waited: every model always had a free slot."
-    return alt.hconcat(cdf, waits, spacing=30).resolve_scale(color="shared").properties(
+    ).properties(width=220, height=max(40, 14 * len(run.policies)), title="Queue wait by model"
+                  ).resolve_scale(y="independent")
+    return alt.hconcat(cdf, waits, spacing=30).resolve_scale(color="shared", y="independent").properties(
         **titled("Latency", caption,
-                    f"CDF from {CDF_LEVELS} quantiles of all requests (nearest rank); wait percentiles over all "
-                    f"requests of each model."))
+                 f"CDF from {CDF_LEVELS} quantiles of all requests (nearest rank); wait percentiles over all "
+                 f"requests of each model."))
 
 
 def chart_occupancy(run: RunData) -> alt.TopLevelMixin:
@@ -701,7 +803,8 @@ def chart_occupancy(run: RunData) -> alt.TopLevelMixin:
     occ = run.with_display(occ)
     width_s = getattr(run, "_occupancy_window_s", run.window_s)
     n_w = int(occ["w"].max()) + 1
-    rows = []
+    rows: list = []
+    loaded: list[str] = []
     for m in run.models:
         sub = occ.filter(pl.col("model") == m)
         if sub.height == 0:
@@ -721,6 +824,10 @@ def chart_occupancy(run: RunData) -> alt.TopLevelMixin:
             layers.append(data(capdf).mark_text(align="left", dx=3, dy=-5, color="#c00", fontSize=10)
                           .encode(y="cap:Q", x=alt.value(2), text="label:N"))
         left = alt.layer(*layers).properties(width=400, height=110, title=f"{m}: busy slots")
+        if float(sub["queued_mean"].max() or 0.0) <= 0.0:
+            rows.append(left)  # nothing ever queued for this model: no panel of zeros
+            continue
+        loaded.append(m)
         right = data(sub.select("policy", "t", "queued_mean")).mark_line(strokeWidth=1.5).encode(
             x=alt.X("t:Q", title=f"time ({run.axis.unit})", scale=alt.Scale(nice=False)),
             y=alt.Y("queued_mean:Q", title="queued (mean)"),
@@ -729,12 +836,14 @@ def chart_occupancy(run: RunData) -> alt.TopLevelMixin:
         ).properties(width=250, height=110, title=f"{m}: queue length")
         rows.append(alt.hconcat(left, right))
     caps = ", ".join(f"{m}: {'unlimited' if c is None else c}" for m, c in run.capacities.items())
+    where = (f"Requests queued only for {', '.join(loaded)} (queue panels on the right); no other model ever had a "
+             f"queue." if loaded else "No request ever queued: no model was saturated.")
     return alt.vconcat(*rows).resolve_scale(color="shared").properties(
         **titled("Slot occupancy per model (the GPU view)",
-                    f"Mean number of busy slots (left) and of queued requests (right) for each model; a line at the "
-                    f"red capacity rule means that model's GPUs are saturated (slots per model: {caps}).",
-                    f"exact time-weighted means of the occupancy change log over {n_w} windows of "
-                    f"{fmt_duration(width_s)}; hover for the window maximum."))
+                 f"Mean number of busy slots for each model; a line at the red capacity rule means that model's "
+                 f"GPUs are saturated (slots per model: {caps}). {where}",
+                 f"exact time-weighted means of the occupancy change log over {n_w} windows of "
+                 f"{fmt_duration(width_s)}; hover for the window maximum."))
 
 
 def chart_gpus(run: RunData) -> alt.TopLevelMixin:
@@ -769,6 +878,17 @@ def chart_gpus(run: RunData) -> alt.TopLevelMixin:
                  f"{n_w} equal windows from the busy periods the engine recorded (exact)."))
 
 
+def _renamed(run: RunData, names: dict[str, str]) -> RunData:
+    """A shallow copy of ``run`` whose display names (and colours, by position) follow ``names``."""
+    import copy
+
+    other = copy.copy(run)
+    display = dict(run.display_map)
+    display.update(names)
+    other.__dict__["display_map"] = display
+    return other
+
+
 def chart_exploration(run: RunData) -> alt.TopLevelMixin:
     """7. Exploration probability and realised explorations over time."""
     w = run.windows
@@ -777,8 +897,18 @@ def chart_exploration(run: RunData) -> alt.TopLevelMixin:
     if not explorers:
         raise Skip("no policy of this run explores")
     explorers = [p for p in run.policies if p in explorers]
+    # Policies that share the exploration stream (same c, same seed) have identical curves: one line, one legend
+    # entry naming them all.
+    merged: dict[tuple, list[str]] = {}
+    for p in explorers:
+        e = w.filter(pl.col("policy") == p)
+        merged.setdefault((tuple(e["p"].to_list()), tuple(e["explored"].to_list())), []).append(p)
+    names = {ps[0]: (", ".join(run.display(x) for x in ps) + (" (identical)" if len(ps) > 1 else ""))
+             for ps in merged.values()}
+    explorers = list(names)
     sub = w.filter(pl.col("policy").is_in(explorers))
-    domain = [run.display(p) for p in explorers]
+    domain = [names[p] for p in explorers]
+    run = _renamed(run, names)
     prob = run.with_display(sub.select("policy", run.window_end(pl.col("w")), (pl.col("p") / pl.col("n")).alias("p"))
                             .filter(pl.col("p") > 0))
     top = data(prob).mark_line(strokeWidth=1.6).encode(
@@ -812,7 +942,9 @@ def chart_exploration(run: RunData) -> alt.TopLevelMixin:
 def chart_calibration(run: RunData) -> alt.TopLevelMixin:
     """8. Calibration of the predicted satisfaction (s-hat) against observed satisfaction, and its error over time."""
     with_pred = [p for p in run.policies if run.summary["policies"][p].get("predictor")]
-    cal = run.calibration.filter(pl.col("policy").is_in(with_pred))
+    full = run.calibration.filter(pl.col("policy").is_in(with_pred))
+    cal = full.filter(pl.col("n") >= MIN_BIN_REQUESTS)
+    dropped = full.height - cal.height
     with_pred = [p for p in with_pred if p in set(cal["policy"].to_list())]
     if not with_pred:
         raise Skip("no policy of this run has a learned predictor (no s-hat recorded)")
@@ -845,8 +977,9 @@ def chart_calibration(run: RunData) -> alt.TopLevelMixin:
                     "Left: observed satisfaction against the predicted ŝ of the served model, in bins (on the "
                     "diagonal = calibrated, point size = requests); right: the mean prediction minus the mean "
                     "outcome per window (above 0 = over-confident).",
-                    f"{CALIBRATION_BINS} equal-width bins of ŝ over the whole run; error over "
-                    f"{run.describe_windows(coarse=True)}."))
+                    f"{CALIBRATION_BINS} equal-width bins of ŝ over the whole run"
+                    + (f" ({dropped} bins with fewer than {MIN_BIN_REQUESTS} requests left out)" if dropped else "")
+                    + f"; error over {run.describe_windows(coarse=True)}."))
 
 
 #: The charts of one run, in report order: (name, function).

@@ -41,7 +41,7 @@ def _vl_convert():
         import vl_convert
     except ImportError as e:  # pragma: no cover - depends on the environment
         raise UserError("reports need vl-convert-python (it ships the Vega scripts for offline pages and renders "
-                        "PNGs): pip install -e '.[report]'") from e
+                        "PNGs), a dependency of messplus-sim: pip install -e . (or pip install vl-convert-python)") from e
     return vl_convert
 
 

@@ -15,6 +15,7 @@ import re
 from pathlib import Path
 
 import altair as alt
+import numpy as np
 import polars as pl
 
 #: Canonical name -> manifest columns that may hold it; where several are present, the first non-null value per row
@@ -34,14 +35,16 @@ COLUMNS: dict[str, list[str]] = {
     "kind": ["kind", "result.kind", "policy.kind", "policy_kind"],
     "causal": ["causal", "result.causal"],
     "satisfaction": ["satisfaction", "result.satisfaction"],
-    "cost": ["cost", "result.cost", "energy_j"],
+    "cost": ["cost_total", "result.cost_total", "cost", "result.cost", "energy_j_total", "energy_j"],
+    "requests": ["requests", "result.requests"],
+    "sla_met": ["sla.met", "result.sla.met"],
     "violation": ["violation", "result.violation"],
     "cost_unit": ["cost_unit", "result.cost_unit"],
 }
 #: Canonical dtypes (candidates are cast to these before they are combined).
 DTYPES = {"cell": pl.String, "status": pl.String, "benchmark": pl.String, "alpha": pl.Float64, "V": pl.Float64,
           "c": pl.Float64, "seed": pl.Int64, "policy": pl.String, "kind": pl.String, "causal": pl.Boolean,
-          "satisfaction": pl.Float64, "cost": pl.Float64, "violation": pl.Float64, "cost_unit": pl.String}
+          "satisfaction": pl.Float64, "cost": pl.Float64, "requests": pl.Float64, "sla_met": pl.Boolean, "violation": pl.Float64, "cost_unit": pl.String}
 #: Call ratio columns: ``call_ratio.<model>``.
 CALL_RATIO_PREFIX = "call_ratio."
 #: Wide form: ``policies.<label>.<metric>`` columns (one row per cell).
@@ -144,7 +147,9 @@ def manifest_from_runs(runs) -> pl.DataFrame:
             row = {"cell_id": str(run.path), "status": "ok", "benchmark": benchmark,
                    "alpha": float(conf.get("alpha") or s["alpha"]), "V": conf.get("V"), "c": conf.get("c"),
                    "seed": s.get("seed"), "policy": label, "kind": p.get("kind"), "causal": p.get("causal", True),
-                   "satisfaction": p.get("satisfaction"), "cost": p.get("cost"), "violation": p.get("violation"),
+                   "satisfaction": p.get("satisfaction"), "cost": p.get("cost_total", p.get("cost")),
+                   "requests": p.get("requests"), "sla_met": (p.get("sla") or {}).get("met"),
+                   "violation": p.get("violation"),
                    "cost_unit": s.get("cost_unit", "J")}
             for m, v in (p.get("call_ratio") or {}).items():
                 row[CALL_RATIO_PREFIX + m] = v
@@ -182,7 +187,12 @@ def cell_means(m: pl.DataFrame) -> pl.DataFrame:
     ratios = [c for c in m.columns if c.startswith(CALL_RATIO_PREFIX)]
     return (ok.group_by("benchmark", "alpha", "series", "policy", "kind", "causal", "V", "c", "cost_unit")
             .agg(pl.col("satisfaction").mean(), pl.col("satisfaction").std().alias("sat_sd"),
-                 pl.col("cost").mean(), pl.col("violation").mean(), pl.len().alias("runs"),
+                 pl.col("cost").mean(), (pl.col("cost") / pl.col("requests")).mean().alias("cost_per_request"),
+                 pl.col("violation").mean(), pl.len().alias("runs"),
+                 # The SLA verdict of summary.json per run; over seeds: met only if every run met it, null (n.a.)
+                 # if any run has no verdict.
+                 pl.when(pl.col("sla_met").is_null().any()).then(None).otherwise(pl.col("sla_met").all())
+                 .alias("sla_met"), pl.col("sla_met").sum().alias("sla_met_runs"),
                  *[pl.col(c).mean() for c in ratios])
             .sort("benchmark", "alpha", "series", "V", nulls_last=True))
 
@@ -212,50 +222,149 @@ def _rows_chart(df: pl.DataFrame) -> alt.Chart:
 # --------------------------------------------------------------------------------------------------
 
 
-def chart_frontier(m: pl.DataFrame) -> alt.TopLevelMixin:
-    """Cost against satisfaction per policy across V, one panel per (benchmark, α), with α as a rule."""
-    from sim.report.charts import titled
+FIXED = "fixed mixtures (single models)"
+
+
+def frontier_metrics(m: pl.DataFrame) -> pl.DataFrame:
+    """Per (benchmark, α, series): RouterBench's AIQ and, for two-model panels, RouteLLM's APGR and CPT(50 %) /
+    CPT(80 %) (definitions in :mod:`sim.evaluation.frontier`), from the means over seeds. The fixed mixtures of the
+    single models get their own row (RouterBench's zero router). Bounds (policies that see the future) and the
+    single models themselves get none."""
+    from sim.evaluation import frontier as F
 
     cm = cell_means(m)
-    div, unit = _unit(cm)
-    df = cm.with_columns((pl.col("cost") / div).alias("cost"),
-                         pl.format("{} · α = {}", pl.col("benchmark"),
-                                   pl.col("alpha").map_elements(lambda x: f"{x:g}", return_dtype=pl.String))
-                         .alias("panel"),
-                         pl.col("V").map_elements(lambda x: f"V = {x:g}", return_dtype=pl.String).alias("V_label"),
+    rows = []
+    for (bm, alpha), g in cm.group_by("benchmark", "alpha", maintain_order=True):
+        single = g.filter((pl.col("kind") == "always") & pl.col("cost_per_request").is_not_null())
+        if single.height == 0:
+            continue
+        sc, sq = single["cost_per_request"].to_numpy(), single["satisfaction"].to_numpy()
+        c_min, c_max = float(sc.min()), float(sc.max())
+        two = single.height == 2
+        if two:
+            weak, strong = single.sort("cost_per_request").iter_rows(named=True)
+            models = [c[len(CALL_RATIO_PREFIX):] for c in g.columns if c.startswith(CALL_RATIO_PREFIX)
+                      and (g[c].fill_null(0.0) > 0).any()]
+            strong_col = next((CALL_RATIO_PREFIX + mm for mm in models
+                               if (strong[CALL_RATIO_PREFIX + mm] or 0.0) > 0.5), None)
+            two = len(models) == 2 and strong_col is not None and strong["satisfaction"] != weak["satisfaction"]
+        series = [(FIXED, sc[:0], sq[:0], None)]
+        for name, sg in g.filter(pl.col("causal") & (pl.col("kind") != "always")).group_by("series",
+                                                                                          maintain_order=True):
+            sg = sg.filter(pl.col("cost_per_request").is_not_null())
+            if sg.height:
+                series.append((name[0], sg["cost_per_request"].to_numpy(), sg["satisfaction"].to_numpy(),
+                               sg[strong_col].to_numpy() if two else None))
+        for name, c, q, share in series:
+            row = {"benchmark": bm, "alpha": alpha, "series": name, "points": int(c.size),
+                   "aiq": F.aiq(np.concatenate([sc, c]), np.concatenate([sq, q]), c_min, c_max),
+                   "apgr": None, "cpt50": None, "cpt80": None}
+            if two and name != FIXED:
+                qw, qs = float(weak["satisfaction"]), float(strong["satisfaction"])
+                row["apgr"] = F.apgr(share, q, qw, qs)
+                row["cpt50"] = F.cpt(share, q, qw, qs, 0.5)
+                row["cpt80"] = F.cpt(share, q, qw, qs, 0.8)
+            rows.append(row)
+    schema = {"benchmark": pl.String, "alpha": pl.Float64, "series": pl.String, "points": pl.Int64,
+              "aiq": pl.Float64, "apgr": pl.Float64, "cpt50": pl.Float64, "cpt80": pl.Float64}
+    return pl.DataFrame(rows, schema=schema)
+
+
+def with_frontier_columns(raw: pl.DataFrame) -> pl.DataFrame:
+    """The manifest ``raw`` with ``frontier.aiq``, ``frontier.apgr``, ``frontier.cpt50`` and ``frontier.cpt80`` on
+    every row of a series that has them (the same value on each of its cells: the metric is of the whole series)."""
+    names = ["frontier.aiq", "frontier.apgr", "frontier.cpt50", "frontier.cpt80"]
+    try:
+        norm = _variant(normalise(raw))
+        fm = frontier_metrics(norm)
+    except (ValueError, pl.exceptions.PolarsError):
+        fm = pl.DataFrame()
+    if fm.height == 0:
+        return raw.with_columns(*[pl.lit(None, pl.Float64).alias(n) for n in names])
+    keyed = norm.select("benchmark", "alpha", "series").with_row_index("_row")
+    joined = (keyed.join(fm, on=["benchmark", "alpha", "series"], how="left").sort("_row")
+              .select(*[pl.col(k).alias(n) for k, n in zip(["aiq", "apgr", "cpt50", "cpt80"], names)]))
+    return pl.concat([raw.drop([n for n in names if n in raw.columns]), joined], how="horizontal")
+
+
+def frontier_table_html(fm: pl.DataFrame) -> str:
+    esc = _html.escape
+
+    def f(x, pct=False):
+        if x is None or (isinstance(x, float) and math.isnan(x)):
+            return "–"
+        return f"{x:.1%}" if pct else f"{x:.4f}"
+
+    head = ("<tr><th class='l'>benchmark</th><th>α</th><th class='l'>series</th><th>points</th><th>AIQ</th>"
+            "<th>APGR</th><th>CPT(50 %)</th><th>CPT(80 %)</th></tr>")
+    rows = [head] + [
+        f"<tr><td class='l'>{esc(r['benchmark'])}</td><td>{r['alpha']:g}</td><td class='l'>{esc(r['series'])}</td>"
+        f"<td>{r['points']}</td><td>{f(r['aiq'])}</td><td>{f(r['apgr'])}</td><td>{f(r['cpt50'], True)}</td>"
+        f"<td>{f(r['cpt80'], True)}</td></tr>" for r in fm.iter_rows(named=True)]
+    return ('<table class="summary">' + "".join(rows) + "</table>"
+            '<p class="legend-note">AIQ (RouterBench): mean satisfaction under the non-decreasing convex hull of '
+            "the series' points and the single models' points, over the cost range from the cheapest to the most "
+            "expensive single model (the fixed-mixtures row is the baseline every router reaches by mixing). "
+            "APGR, CPT (RouteLLM), for two-model panels only: the area under the performance gap recovered against "
+            "the share of calls to the strong model, and the share of strong calls needed to recover 50 % / 80 % "
+            "of the gap. Definitions: docs/theory.md, section Frontier metrics.</p>")
+
+
+def chart_frontier(m: pl.DataFrame) -> alt.TopLevelMixin:
+    """Cost per request against satisfaction per policy across V, one panel per (benchmark, α), with α as a rule
+    and the Pareto hull of the fixed mixtures of single models as the reference a router must beat."""
+    from sim.evaluation.frontier import nondecreasing_hull
+    from sim.report.charts import titled
+
+    cm = cell_means(m).filter(pl.col("cost_per_request").is_not_null())
+    if cm.height == 0:
+        raise ValueError("the manifest has no per-request cost (no requests column)")
+    unit = (cm["cost_unit"].drop_nulls().to_list() or ["J"])[0]
+    panel = pl.format("{} · α = {}", pl.col("benchmark"),
+                      pl.col("alpha").map_elements(lambda x: f"{x:g}", return_dtype=pl.String))
+    df = cm.with_columns(panel.alias("panel"),
                          pl.when(pl.col("causal")).then(pl.lit("router")).otherwise(pl.lit("bound (sees the future)"))
                          .alias("role"))
     panels = df["panel"].unique(maintain_order=True).to_list()
     series = df["series"].unique(maintain_order=True).to_list()
-    rules = df.group_by("panel").agg(pl.col("alpha").first()).with_columns(pl.lit(None, pl.String).alias("series"))
+    hulls = []
+    for (pn,), g in df.filter(pl.col("kind") == "always").group_by("panel", maintain_order=True):
+        hc, hq = nondecreasing_hull(g["cost_per_request"].to_numpy(), g["satisfaction"].to_numpy())
+        hulls.append(pl.DataFrame({"panel": pn, "cost_per_request": hc, "satisfaction": hq,
+                                   "order": np.arange(hc.size)}))
+    rules = df.group_by("panel").agg(pl.col("alpha").first())
     data = pl.concat([df.with_columns(pl.lit("point").alias("layer")),
-                      rules.with_columns(pl.lit("alpha").alias("layer"))], how="diagonal_relaxed")
+                      rules.with_columns(pl.lit("alpha").alias("layer")),
+                      *[h.with_columns(pl.lit("hull").alias("layer")) for h in hulls]], how="diagonal_relaxed")
     base = _rows_chart(data)
     scheme = "tableau20" if len(series) > 10 else "tableau10"
     color = alt.Color("series:N", scale=alt.Scale(domain=series, scheme=scheme),
                       legend=alt.Legend(title="policy († bound)", symbolLimit=0, labelLimit=320))
-    x = alt.X("cost:Q", title=f"cost per run ({unit})", scale=alt.Scale(zero=False))
+    x = alt.X("cost_per_request:Q", title=f"cost per request ({unit})", scale=alt.Scale(zero=False))
     y = alt.Y("satisfaction:Q", title="satisfaction", scale=alt.Scale(zero=False))
-    line = base.transform_filter("datum.layer == 'point' && datum.V != null").mark_line(opacity=0.6).encode(
+    hull = base.transform_filter("datum.layer == 'hull'").mark_line(color="#888", strokeDash=[3, 3]).encode(
+        x=x, y=y, order="order:Q")
+    line = base.transform_filter("datum.layer == 'point' && datum.V != null").mark_line(opacity=0.7).encode(
         x=x, y=y, color=color, order=alt.Order("V:Q", sort="descending"), detail="series:N")
     pts = base.transform_filter("datum.layer == 'point'").mark_point(filled=True, size=55).encode(
         x=x, y=y, color=color,
         shape=alt.Shape("role:N", scale=alt.Scale(domain=["router", "bound (sees the future)"],
                                                   range=["circle", "diamond"]), legend=alt.Legend(title="marker")),
         tooltip=["series:N", alt.Tooltip("V:Q", format="g"), alt.Tooltip("satisfaction:Q", format=".4f"),
-                 alt.Tooltip("cost:Q", format=".4g", title=f"cost ({unit})"),
+                 alt.Tooltip("cost_per_request:Q", format=".4g", title=f"cost per request ({unit})"),
                  alt.Tooltip("runs:Q", title="runs averaged")])
     rule = base.transform_filter("datum.layer == 'alpha'").mark_rule(strokeDash=[5, 3], color="#333").encode(
         y="alpha:Q")
     ncol = min(3, len(panels))
-    chart = alt.layer(rule, line, pts).properties(width=300 if ncol > 1 else 560, height=220).facet(
+    chart = alt.layer(rule, hull, line, pts).properties(width=300 if ncol > 1 else 560, height=220).facet(
         facet=alt.Facet("panel:N", sort=panels, title=None), columns=ncol).resolve_scale(x="independent",
                                                                                          y="independent")
     return chart.properties(**titled(
-        "Cost against satisfaction across V (the frontier)",
+        "Cost per request against satisfaction across V (the frontier)",
         "Each point is a policy's mean over seeds; lines join the MESS+ settings of V (larger V spends less and "
-        "satisfies less), diamonds are bounds such as the offline optimum, and the dashed rule is α: the best "
-        "routers sit up and to the left, above the rule.",
+        "satisfies less), diamonds are bounds such as the offline optimum, the dashed grey line is the Pareto hull "
+        "of the fixed mixtures of single models (what mixing models at random achieves), and the dashed black rule "
+        "is α: the best routers sit up and to the left of the hull, above the rule.",
         "mean over seeds per (benchmark, α, policy, V); failed cells left out."))
 
 
@@ -278,8 +387,8 @@ def chart_heatmaps(m: pl.DataFrame) -> alt.TopLevelMixin:
             "cost_ratio"),
         pl.col("V").map_elements(lambda x: f"{x:g}", return_dtype=pl.String).alias("V_label"),
         pl.col("alpha").map_elements(lambda x: f"{x:g}", return_dtype=pl.String).alias("alpha_label"),
-        pl.when(pl.col("satisfaction") < pl.col("alpha") - 1e-12).then(pl.lit("✗")).otherwise(pl.lit(""))
-        .alias("miss"),
+        pl.when(pl.col("sla_met").is_null()).then(pl.lit(" n.a.")).when(~pl.col("sla_met")).then(pl.lit("✗"))
+        .otherwise(pl.lit("")).alias("miss"),
     ).with_columns(pl.format("{}{}", pl.col("satisfaction").round(3).cast(pl.String), pl.col("miss")).alias("sat_text"))
     v_order = [f"{x:g}" for x in sorted(v["V"].unique().to_list(), reverse=True)]
     a_order = [f"{x:g}" for x in sorted(v["alpha"].unique().to_list(), reverse=True)]
@@ -311,7 +420,8 @@ def chart_heatmaps(m: pl.DataFrame) -> alt.TopLevelMixin:
                 "Cost" + (" relative to the offline optimum" if rel else f" ({unit})"))
     return alt.hconcat(sat, cost, spacing=40).resolve_scale(color="independent").properties(**titled(
         "Heatmaps over α × V",
-        "Left: satisfaction of each V-dependent policy, blue above α and red below (✗ marks cells that miss α); "
+        "Left: satisfaction of each V-dependent policy, blue above α and red below (✗: the SLA verdict of the runs' "
+        "summary.json is 'missed'; n.a.: the runs carry no verdict); "
         "right: its cost" + (", as a multiple of the offline optimum's cost for the same α" if rel else "") + ".",
         "mean over seeds per cell."))
 
@@ -323,13 +433,16 @@ def table_html(m: pl.DataFrame) -> str:
     div, unit = _unit(cm)
     models = [c[len(CALL_RATIO_PREFIX):] for c in cm.columns if c.startswith(CALL_RATIO_PREFIX)]
     head = ("<tr><th class='l'>benchmark</th><th>α</th><th class='l'>policy</th><th>V</th><th>runs</th>"
-            f"<th>satisfaction</th><th>cost ({esc(unit)})</th><th class='l'>call ratio ("
+            f"<th class='l'>SLA</th><th>satisfaction</th><th>cost ({esc(unit)})</th><th class='l'>call ratio ("
             + esc(" / ".join(models)) + ")</th></tr>")
     rows = [head]
     for r in cm.sort("benchmark", "alpha", "causal", "series", "V", descending=[False, False, True, False, True],
                      nulls_last=True).iter_rows(named=True):
         sat = r["satisfaction"]
-        miss = sat is not None and sat < r["alpha"] - 1e-12
+        verdict = r.get("sla_met")
+        miss = verdict is False
+        sla = "n.a." if verdict is None else ("met" if verdict else f"missed ({r['runs'] - r['sla_met_runs']} of "
+                                                                     f"{r['runs']})")
         sd = r["sat_sd"]
         sat_txt = "–" if sat is None else f"{sat:.4f}" + (f" ± {sd:.4f}" if sd is not None and not math.isnan(sd)
                                                           and r["runs"] > 1 else "")
@@ -340,11 +453,13 @@ def table_html(m: pl.DataFrame) -> str:
             f"<tr{'' if r['causal'] else ' class=bound'}><td class='l'>{esc(r['benchmark'])}</td>"
             f"<td>{r['alpha']:g}</td>"
             f"<td class='l'>{esc(r['series'])}</td><td>{'' if r['V'] is None else format(r['V'], 'g')}</td>"
-            f"<td>{r['runs']}</td><td class='{'miss' if miss else 'ok'}'>{sat_txt}{' ✗' if miss else ''}</td>"
+            f"<td>{r['runs']}</td><td class='l {'miss' if miss else 'ok'}'>{esc(sla)}</td>"
+            f"<td class='{'miss' if miss else 'ok'}'>{sat_txt}</td>"
             f"<td>{cost}</td><td class='l'>{ratio}</td></tr>")
     return ('<table class="summary">' + "".join(rows) + "</table>"
             '<p class="legend-note">Mean ± standard deviation over the runs of each row (seeds; for policies that '
-            "do not depend on V, also the cells of every V). ✗: the satisfaction misses α. "
+            "do not depend on V, also the cells of every V). SLA: the verdict in the runs' summary.json (met only if "
+            "every run met it; n.a. when the runs carry none). "
             "† sees the future (a bound).</p>")
 
 
@@ -371,10 +486,16 @@ def sweep_section(m: pl.DataFrame, sid: str, heading: str, source: Path | None =
     if ok.height == 0:
         sec.notes.append("No finished cells.")
         return sec
-    sec.blocks.append(Figure("frontier", chart_frontier(ok)))
+    try:
+        sec.blocks.append(Figure("frontier", chart_frontier(ok)))
+    except ValueError as e:
+        sec.notes.append(f"Not shown: frontier — {e}.")
     try:
         sec.blocks.append(Figure("heatmaps", chart_heatmaps(ok)))
     except ValueError as e:
         sec.notes.append(f"Not shown: heatmaps — {e}.")
+    fm = frontier_metrics(ok)
+    if fm.height:
+        sec.blocks.append("<h3>Frontier metrics</h3>" + frontier_table_html(fm))
     sec.blocks.append("<h3>Per benchmark</h3>" + table_html(ok))
     return sec

@@ -145,7 +145,10 @@ def paper_grid_seconds(workers: int | None = None) -> float:
 def run_bench(repeats: int = 5, quick: bool = False, grid: bool = True, workers: int | None = None,
               log: Callable[[str], None] | None = None) -> dict:
     log = log or (lambda s: None)
-    scale = 10 if quick else 1
+    scale = 20 if quick else 1
+    if quick:
+        # A smoke test, under 10 s: a twentieth of the workloads, at most 2 repeats, and no paper grid (30 s alone).
+        repeats, grid = min(repeats, 2), False
     out: dict = {}
     log(f"fast_path: {1_000_000 // scale:,} requests x {repeats} ...")
     out["fast_path"] = _rate(workload(1_000_000 // scale, "group_beta"), repeats)

@@ -22,6 +22,7 @@ import polars as pl
 import pyarrow.parquet as pq
 
 from sim import config as cfg
+from sim.provenance import parquet_metadata, provenance
 from sim.atomic import atomic_path, remove_stale_temps, write_json, write_text
 from sim.world.engine import simulate
 from sim.world.events import apply_trace_events, availability, recovery
@@ -216,8 +217,9 @@ class ResultStream:
 
     ROWS = 1 << 18  # 2^18 rows x 19 columns: about 40 MB of chunk buffers at a time
 
-    def __init__(self, out: Path):
+    def __init__(self, out: Path, metadata: dict[bytes, bytes] | None = None):
         self.out = Path(out)
+        self.metadata = metadata or {}  # Parquet schema metadata of every file (sim/provenance.py)
         self.writers: dict[str, pq.ParquetWriter] = {}
         self.temps: dict[str, Path] = {}
         self.created: list[Path] = []  # folders this run made, innermost first
@@ -239,6 +241,8 @@ class ResultStream:
 
     def _write(self, name: str, df: pl.DataFrame) -> None:
         table = df.to_arrow()
+        if self.metadata:
+            table = table.replace_schema_metadata({**(table.schema.metadata or {}), **self.metadata})
         writer = self.writers.get(name)
         if writer is None:
             self.temps[name] = self._temp(name)
@@ -270,7 +274,7 @@ class ResultStream:
             else:
                 (out / name).unlink(missing_ok=True)
         remove_stale_temps(out, RESULT_FILES)  # a killed earlier run's leftovers (ours are renamed by now)
-        write_json(out / "summary.json", summary)
+        write_json(out / "summary.json", with_provenance(summary, scenario))
         write_text(stamp, cfg.resolved_yaml(scenario))
         self.created = []
 
@@ -327,10 +331,12 @@ def write_results(result: RunResult, scenario: cfg.Scenario, out: Path) -> None:
     if stamp.exists() and stamp.read_text(encoding="utf-8") != cfg.resolved_yaml(scenario):
         stamp.unlink()  # --overwrite: an interrupted rewrite must not leave new files under the old stamp
         (out / "report.html").unlink(missing_ok=True)  # nor the old scenario's report next to new results
+    metadata = parquet_metadata(cfg.resolved_yaml(scenario))
     with atomic_path(out / "requests.parquet") as tmp:
         writer = None
         for df in frames:
             table = df.to_arrow()
+            table = table.replace_schema_metadata({**(table.schema.metadata or {}), **metadata})
             if writer is None:
                 writer = pq.ParquetWriter(tmp, table.schema, compression="zstd", write_page_checksum=True)
             writer.write_table(table, row_group_size=1 << 20)
@@ -338,12 +344,19 @@ def write_results(result: RunResult, scenario: cfg.Scenario, out: Path) -> None:
     occ_path = out / "occupancy.parquet"
     if result.occupancy is not None:
         with atomic_path(occ_path) as tmp:
-            result.occupancy.write_parquet(tmp, compression="zstd")
+            table = result.occupancy.to_arrow()
+            pq.write_table(table.replace_schema_metadata({**(table.schema.metadata or {}), **metadata}), tmp,
+                           compression="zstd")
     elif occ_path.exists():
         occ_path.unlink()
     remove_stale_temps(out, RESULT_FILES)  # a killed earlier run's leftovers (ours are renamed by now)
-    write_json(out / "summary.json", result.summary)
+    write_json(out / "summary.json", with_provenance(result.summary, scenario))
     write_text(out / "scenario.resolved.yaml", cfg.resolved_yaml(scenario))
+
+
+def with_provenance(summary: dict, scenario: cfg.Scenario) -> dict:
+    """The summary with its ``provenance`` block (sim/provenance.py): what produced it."""
+    return {**summary, "provenance": provenance(cfg.resolved_yaml(scenario))}
 
 
 def group_runs(scenario: cfg.Scenario, trace: Trace):
@@ -366,15 +379,15 @@ def run_scenario(scenario: cfg.Scenario, out: Path, overwrite: bool = False, pro
         groups = {}
         for g, sub_scenario, sub in group_runs(scenario, trace):
             tick = (lambda label, done, total, g=g: progress(f"{g}: {label}", done, total)) if progress else None
-            with ResultStream(out / "groups" / g) as sink:
+            with ResultStream(out / "groups" / g, parquet_metadata(cfg.resolved_yaml(sub_scenario))) as sink:
                 result = simulate_scenario(sub_scenario, sub, progress=tick, sink=sink)
                 sink.commit(result.summary, sub_scenario)
             groups[g] = result.summary
         summary = {"scenario": scenario.name, "seed": scenario.seed, "split_by": "group", "groups": groups}
-        write_json(out / "summary.json", summary)
+        write_json(out / "summary.json", with_provenance(summary, scenario))
         write_text(out / "scenario.resolved.yaml", cfg.resolved_yaml(scenario))
         return RunResult(summary)
-    with ResultStream(out) as sink:  # results go to disk as each policy finishes, in row groups
+    with ResultStream(out, parquet_metadata(cfg.resolved_yaml(scenario))) as sink:  # results go to disk as each policy finishes, in row groups
         result = simulate_scenario(scenario, trace, progress=progress, sink=sink)
         sink.commit(result.summary, scenario)
     return result

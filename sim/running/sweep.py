@@ -377,6 +377,9 @@ def write_manifest(out: Path, cells: list[Cell], results: dict[str, dict]) -> Pa
         if k not in df.columns:
             df = df.with_columns(pl.lit(None).alias(k))
     df = df.select(columns)
+    from sim.report.sweep import with_frontier_columns
+
+    df = with_frontier_columns(df)  # AIQ, APGR, CPT per series (docs/theory.md, Frontier metrics)
     path = out / "manifest.parquet"
     with atomic_path(path) as tmp:
         df.write_parquet(tmp, compression="zstd", statistics=False)

@@ -4,7 +4,7 @@ A cell is the scenario with a set of dotted-key assignments applied (the same pa
 index or by policy name). The block combines three kinds of axes::
 
     sweep:
-      seeds: shared            # or 'derived' (the default), see below
+      seeds: shared            # the default; or 'derived', see below
       cases:                   # alternatives; each case applies its keys together
         - name: arc_challenge
           set: {trace.synth.requests: 1172, trace.synth.groups: {...}}
@@ -20,7 +20,10 @@ Cells = (each case x its own zip x its own grid) x the top zip x the top grid, i
 last grid key varies fastest). Assignments apply in the order case.set, case.zip, case.grid, zip, grid; a
 key may be given only once per cell.
 
-Seeds: with ``derived`` every cell's seed is drawn from ``SeedSequence(root seed, hash of the cell's own
+Seeds: ``shared`` is the default, because a sweep is nearly always read as a comparison across its axes (cost
+against V, satisfaction against alpha), and a paired comparison needs every cell to see the same trace and the same
+random draws (common random numbers): then a difference between two cells is the effect of the setting, not of
+another sample. Replicates come from a ``seed`` axis (``grid: {seed: [42, 43, 44]}``). With ``derived`` every cell's seed is drawn from ``SeedSequence(root seed, hash of the cell's own
 coordinates)`` (the root seed is the scenario's, or the cell's ``seed`` coordinate if seeds are swept), so cells
 are independent replicates and no draw depends on execution order. With ``shared`` every cell keeps the root
 seed: cells that differ only in, say, V see the same trace and the same exploration draws (paired comparisons,
@@ -100,7 +103,7 @@ class SweepCase(_Axes):
 
 class SweepSpec(_Axes):
     seeds: Literal["derived", "shared"] = Field(
-        "derived", description="derived: per-cell seed from the root seed and the cell's coordinates; "
+        "shared", description="derived: per-cell seed from the root seed and the cell's coordinates; "
                                "shared: every cell keeps the root seed (common random numbers)")
     cases: list[SweepCase] = Field(default_factory=list, description="alternatives, each with its own keys")
 
