@@ -81,7 +81,7 @@ def main(path: str, init: str | None = None) -> None:
             ps = by[f"always:{m}"]
             acc = mean_std([100 * p["satisfaction"] for p in ps])
             run = mean_std([100 * p["satisfaction_running_mean"] for p in ps])
-            cost = mean_std([p["cost"] / p["requests"] for p in ps])
+            cost = mean_std([p["cost_total"] / p["requests"] for p in ps])
             paper_acc, paper_e = 100 * synth[g].accuracy[m], synth[g].energy_j[m]
             # noise of one draw of N requests: the binomial standard error (3 seeds underestimate it)
             se = 100 * math.sqrt(paper_acc / 100 * (1 - paper_acc / 100) / meta[g]["requests"])
@@ -103,8 +103,8 @@ def main(path: str, init: str | None = None) -> None:
         paper = PAPER_MESSPLUS.get(g)
         pap = f"{paper[0]:.2f} ± {paper[1]:.2f}" if paper else "-"
         pcalls = "/".join(str(x) for x in paper[2]) if paper else "-"
-        mj_paper = mean_std([p["cost_paper_convention"] / 1e6 for p in ps])
-        mj = mean_std([p["cost"] / 1e6 for p in ps])
+        mj_paper = mean_std([p["cost_total_paper_convention"] / 1e6 for p in ps])
+        mj = mean_std([p["cost_total"] / 1e6 for p in ps])
         flag = "differs" if paper and differs(run, paper[:2]) else ""
         print(f"| {g} ({100 * meta[g]['alpha']:g}) | {pap} | {run[0]:.2f} ± {run[1]:.2f} | {fin[0]:.2f} ± {fin[1]:.2f} | "
               f"{met}/{len(ps)} | {pcalls} | {'/'.join(str(x) for x in calls)} | {mj_paper[0]:.3f} ± {mj_paper[1]:.3f} | "
@@ -121,8 +121,8 @@ def main(path: str, init: str | None = None) -> None:
             fin = mean_std([100 * p["satisfaction"] for p in ps])
             cells.append(f"{fin[0]:.2f} ± {fin[1]:.2f}, {sum(p['sla']['met'] for p in ps)}/3, "
                          f"{np.mean([p['explorations'] for p in ps]):.0f} expl., "
-                         f"{np.mean([p['cost_paper_convention'] for p in ps]) / 1e6:.3f} / "
-                         f"{np.mean([p['cost'] for p in ps]) / 1e6:.3f} MJ")
+                         f"{np.mean([p['cost_total_paper_convention'] for p in ps]) / 1e6:.3f} / "
+                         f"{np.mean([p['cost_total'] for p in ps]) / 1e6:.3f} MJ")
         print(f"| {g} | " + " | ".join(cells) + " |")
 
     print("\n### Every MESS+ run that misses the SLA (sim/evaluation/sla.py)\n")
@@ -149,10 +149,10 @@ def main(path: str, init: str | None = None) -> None:
             w = ps[0]["mixture"]
             fin = mean_std([100 * p["satisfaction"] for p in ps])
             row += ["/".join(f"{w[m]:.2f}" for m in models), f"{fin[0]:.2f} ± {fin[1]:.2f}",
-                    f"{np.mean([p['cost'] for p in ps]) / 1e6:.3f}"]
+                    f"{np.mean([p['cost_total'] for p in ps]) / 1e6:.3f}"]
         ps = by["messplus_c0.1"]
-        row += [f"{np.mean([p['cost_paper_convention'] for p in ps]) / 1e6:.3f}",
-                f"{np.mean([p['cost'] for p in ps]) / 1e6:.3f}"]
+        row += [f"{np.mean([p['cost_total_paper_convention'] for p in ps]) / 1e6:.3f}",
+                f"{np.mean([p['cost_total'] for p in ps]) / 1e6:.3f}"]
         print("| " + " | ".join(row) + " |")
 
 

@@ -232,7 +232,7 @@ def print_outcome(o: Outcome, console: Console) -> None:
 
 def print_groups(name: str, outcomes: list[Outcome], console: Console) -> None:
     """The closing table of a split_by: group scenario: one row per group."""
-    t = Table(title=f"{name}: one row per group (each group is its own run)", title_justify="left")
+    t = Table(title=text(f"{name}: one row per group (each group is its own run)"), title_justify="left")
     for col, just in [("group", "left"), ("alpha", "right"), ("requests", "right"), ("bounds checked", "right"),
                       ("bound violations", "right"), ("SLA missed by", "left")]:
         t.add_column(col, justify=just)
