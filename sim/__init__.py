@@ -38,3 +38,12 @@ _numba_cache_dir()
 # Arrow's default allocator (mimalloc) keeps freed pages mapped; a trace is read one large column at a time and
 # each is freed after conversion, so glibc's allocator, which unmaps large blocks, keeps the peak lower.
 os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
+
+
+def __getattr__(name):
+    # the public names, imported on first use so that ``import sim`` stays light
+    if name in ("Explore", "Request"):
+        from sim.policies import plugin
+
+        return getattr(plugin, name)
+    raise AttributeError(f"module 'sim' has no attribute {name!r}")

@@ -23,7 +23,7 @@ from sim.rng import stream
 from sim.trace.format import Outcomes, RequestFeatures
 
 MATRIX, GROUP_BETA, LOGISTIC = 0, 1, 2
-ORACLE_KINDS = {"oracle", "noisy_oracle"}
+ORACLE_KINDS = cfg.PREDICTORS.names(oracle=True)
 
 
 @dataclass
@@ -50,48 +50,60 @@ class PredictorState:
 
 def build_predictor(spec, features: RequestFeatures, n_models: int, outcomes_for_oracle: Outcomes | None,
                     seed: int, name: str) -> PredictorState:
-    """Make the predictor state. Only oracle kinds receive outcomes; everything else sees features only."""
+    """Make the predictor state. Only oracle kinds receive outcomes; everything else sees features only.
+
+    The kind's builder (registered on its config class in sim/config.py) returns what differs from the
+    defaults below: ``kind`` (the kernel branch), ``matrix``, ``hyper``, ``weights``, ``prior``.
+    """
     g = len(features.group_names)
-    empty_matrix = np.zeros((0, n_models))
-    hyper = np.zeros(6)
-    dim = features.feature_dim
-    weights = np.zeros((0, 0))
-    kind = MATRIX
-    matrix = empty_matrix
-    if isinstance(spec, (cfg.OraclePredictor, cfg.NoisyOraclePredictor)):
-        if outcomes_for_oracle is None or outcomes_for_oracle.p_true is None:
-            from sim.errors import UserError
-
-            raise UserError(f"policy {name}: predictor {spec.kind!r} needs 'p_true__<model>' columns in the trace")
-        matrix = outcomes_for_oracle.p_true.copy()
-        if isinstance(spec, cfg.NoisyOraclePredictor) and spec.sigma > 0:
-            p = np.clip(matrix, 1e-9, 1 - 1e-9)
-            noise = stream(seed, "noisy_oracle", name).normal(0.0, spec.sigma, p.shape)
-            matrix = 1.0 / (1.0 + np.exp(-(np.log(p / (1 - p)) + noise)))
-    elif isinstance(spec, cfg.ReplayPredictor):
-        if features.pred is None:
-            from sim.errors import UserError
-
-            raise UserError(f"policy {name}: predictor 'replay' needs 'pred__<model>' columns in the trace")
-        matrix = features.pred
-    elif isinstance(spec, cfg.GroupBetaPredictor):
-        kind = GROUP_BETA
-    elif isinstance(spec, cfg.LogisticPredictor):
-        kind = LOGISTIC
-        hyper[:] = (spec.lr, spec.epochs, spec.momentum, spec.l2, 1.0 if spec.group_features else 0.0,
-                    1.0 if spec.optimizer == "adagrad" else 0.0)
-        weights = np.zeros((n_models, dim + g))
-    else:
-        raise TypeError(spec)
-    a0 = spec.prior_a if isinstance(spec, cfg.GroupBetaPredictor) else 1.0
-    b0 = spec.prior_b if isinstance(spec, cfg.GroupBetaPredictor) else 1.0
+    made = {"kind": MATRIX, "matrix": np.zeros((0, n_models)), "hyper": np.zeros(6),
+            "weights": np.zeros((0, 0)), "prior": (1.0, 1.0)}
+    made.update(cfg.PREDICTORS.get(spec.kind).build(spec, features, n_models, outcomes_for_oracle, seed, name))
+    weights = made["weights"]
+    a0, b0 = made["prior"]
     return PredictorState(
-        kind=kind, hyper=hyper, matrix=np.ascontiguousarray(matrix),
+        kind=made["kind"], hyper=made["hyper"], matrix=np.ascontiguousarray(made["matrix"]),
         beta_a=np.full((g, n_models), a0), beta_b=np.full((g, n_models), b0),
         weights=weights, bias=np.zeros(n_models), vel_w=np.zeros_like(weights), vel_b=np.zeros(n_models),
         indptr=features.token_indptr, index=features.token_index, value=features.token_value,
-        groups=features.groups, feature_dim=dim,
+        groups=features.groups, feature_dim=features.feature_dim,
     )
+
+
+# ---- builders of the registered kinds (sim/config.py names them on each config class)
+
+def matrix_from_p_true(spec, features, n_models, outcomes_for_oracle, seed, name) -> dict:
+    """``oracle`` and ``noisy_oracle``: p_true, with Gaussian noise on the logit for the noisy one."""
+    if outcomes_for_oracle is None or outcomes_for_oracle.p_true is None:
+        from sim.errors import UserError
+
+        raise UserError(f"policy {name}: predictor {spec.kind!r} needs 'p_true__<model>' columns in the trace")
+    matrix = outcomes_for_oracle.p_true.copy()
+    sigma = getattr(spec, "sigma", 0.0)
+    if sigma > 0:
+        p = np.clip(matrix, 1e-9, 1 - 1e-9)
+        noise = stream(seed, "noisy_oracle", name).normal(0.0, sigma, p.shape)
+        matrix = 1.0 / (1.0 + np.exp(-(np.log(p / (1 - p)) + noise)))
+    return {"matrix": matrix}
+
+
+def replay(spec, features, n_models, outcomes_for_oracle, seed, name) -> dict:
+    if features.pred is None:
+        from sim.errors import UserError
+
+        raise UserError(f"policy {name}: predictor 'replay' needs 'pred__<model>' columns in the trace")
+    return {"matrix": features.pred}
+
+
+def group_beta(spec, features, n_models, outcomes_for_oracle, seed, name) -> dict:
+    return {"kind": GROUP_BETA, "prior": (spec.prior_a, spec.prior_b)}
+
+
+def logistic(spec, features, n_models, outcomes_for_oracle, seed, name) -> dict:
+    hyper = np.array([spec.lr, spec.epochs, spec.momentum, spec.l2, 1.0 if spec.group_features else 0.0,
+                      1.0 if spec.optimizer == "adagrad" else 0.0], np.float64)
+    return {"kind": LOGISTIC, "hyper": hyper,
+            "weights": np.zeros((n_models, features.feature_dim + len(features.group_names)))}
 
 
 @nb.njit(cache=True, inline="always")

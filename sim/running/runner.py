@@ -28,7 +28,7 @@ from sim.errors import UserError
 from sim.evaluation.guarantees import GUARANTEE_COLUMNS, policy_guarantees
 from sim.memory import release_free_memory
 from sim.evaluation.metrics import evaluate, q_before, request_frame
-from sim.policies.registry import build_router, describe
+from sim.policies.registry import build_router, describe, policy_alpha
 from sim.rng import stream
 from sim.world.sequential import run_sequential
 from sim.world.serving import Serving
@@ -130,27 +130,13 @@ def simulate_scenario(scenario: cfg.Scenario, trace: Trace | None = None,
         router = build_router(policy, trace, scenario.alpha, scenario.seed, u_explore)
         router.set_availability(avail)
         tick = (lambda done, label=label: progress(label, done, trace.n)) if progress else None
-        if sequential:
-            decisions = run_sequential(router, o.sat, o.cost, given)
-            decisions["feedback_given"] = given
-            ptrace = trace
-            if tick:
-                tick(trace.n)
-        else:
-            serving, ptrace = None, trace
-            if scenario.profiled:  # service times and energy depend on the load, so every policy gets its own copy
-                cost = o.cost.copy()
-                energy = cost if scenario.objective == "energy_j" else (None if o.energy_j is None else o.energy_j.copy())
-                ptrace = replace(trace, outcomes=replace(o, cost=cost, energy_j=energy))
-                serving = Serving(scenario, ptrace, cost, energy)
-            decisions, occ = simulate(router, trace.arrival_s, o.latency_s, ptrace.outcomes.cost, o.sat, caps, given,
-                                      delay, progress=tick, serving=serving,
-                                      occupancy_sink=None if sink is None else sink.occupancy(label, trace.models))
-            if occ is not None:
-                occupancy.append(occupancy_frame(label, trace.models, occ))
+        decisions, occ, serving, ptrace = run_policy(scenario, trace, router, caps, given, delay, tick,
+                                                     None if sink is None else sink.occupancy(label, trace.models))
+        if occ is not None:
+            occupancy.append(occupancy_frame(label, trace.models, occ))
         given = delay = u_explore = router.u_explore = None
-        alpha = float(router.fp[1]) if policy.kind == "messplus" else scenario.alpha
-        cols, summary = evaluate(ptrace, decisions, alpha, sequential)
+        alpha = policy_alpha(policy, scenario.alpha)
+        cols, summary = evaluate(ptrace, decisions, alpha)
         policies[label] = {**describe(policy), **summary}
         if not sequential and serving is not None:
             policies[label]["serving"] = serving.summary(float(np.nanmax(decisions["end_s"])))
@@ -182,6 +168,34 @@ def simulate_scenario(scenario: cfg.Scenario, trace: Trace | None = None,
         "policies": policies,
     }
     return RunResult(summary, frames, pl.concat(occupancy) if occupancy else None)
+
+
+def run_policy(scenario: cfg.Scenario, trace: Trace, router, caps: list[float], given: np.ndarray,
+               delay: np.ndarray, tick=None, occupancy_sink=None):
+    """Route the trace under one router in the scenario's engine; both engines return the same decision columns.
+
+    Returns (decisions, occupancy or None, serving or None, the trace the costs were charged on). In sequential
+    mode there is no clock: ``start_s = end_s = arrival_s``, and ``feedback_s`` is the arrival time where
+    feedback was given (NaN elsewhere).
+    """
+    o = trace.outcomes
+    if scenario.engine.mode == "sequential":
+        decisions = run_sequential(router, o.sat, o.cost, given)
+        arrival = trace.arrival_s
+        decisions.update(start_s=arrival, end_s=arrival, feedback_s=np.where(given, arrival, np.nan),
+                         feedback_given=given)
+        if tick:
+            tick(trace.n)
+        return decisions, None, None, trace
+    serving, ptrace = None, trace
+    if scenario.profiled:  # service times and energy depend on the load, so every policy gets its own copy
+        cost = o.cost.copy()
+        energy = cost if scenario.objective == "energy_j" else (None if o.energy_j is None else o.energy_j.copy())
+        ptrace = replace(trace, outcomes=replace(o, cost=cost, energy_j=energy))
+        serving = Serving(scenario, ptrace, cost, energy)
+    decisions, occ = simulate(router, trace.arrival_s, o.latency_s, ptrace.outcomes.cost, o.sat, caps, given,
+                              delay, progress=tick, serving=serving, occupancy_sink=occupancy_sink)
+    return decisions, occ, serving, ptrace
 
 
 def occupancy_frame(label: str, models: list[str], occ) -> pl.DataFrame:

@@ -156,17 +156,21 @@ def simulate(router: Router, arrival_s: np.ndarray, latency_s: np.ndarray, cost:
     occ = _OccupancyLog(occupancy_sink)
     rows = occ.rows
     served = n_models - 1  # an exploration serves the largest model's answer
-    state = (router.ip, router.fp, router.q_tracked, router.ehat, router.ecount, router.plan, router.u_explore,
-             router.shat, router.avail, router.mask, *router.pargs)
+    kernel = getattr(router, "deliver_and_decide", None)  # a Python router (sim/policies/plugin.py)
+    if kernel is not None:
+        state = ()
+    else:
+        kernel = _deliver_and_decide
+        state = (router.ip, router.fp, router.q_tracked, router.ehat, router.ecount, router.plan, router.u_explore,
+                 router.shat, router.avail, router.mask, *router.pargs)
     pending = np.zeros(4096, np.int64)
     n_pending = 0
     schedule = _At
-    kernel = _deliver_and_decide
     step = max(1, n // 200)
 
     def deliver_and_decide(t):
         nonlocal n_pending
-        m, explored = _deliver_and_decide(t, pending, n_pending, cost, sat, model_out, explored_out, p_out, qt_out,
+        m, explored = kernel(t, pending, n_pending, cost, sat, model_out, explored_out, p_out, qt_out,
                                           shat_out, *state)
         n_pending = 0
         return m, explored

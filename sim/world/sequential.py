@@ -47,6 +47,9 @@ def run_sequential(router: Router, sat: np.ndarray, cost: np.ndarray, feedback_m
         "model": np.zeros(n, np.int16), "explored": np.zeros(n, np.bool_), "p_explore": np.zeros(n),
         "q_tracked": np.zeros(n), "s_hat": np.zeros(n),
     }
+    if getattr(router, "run_sequential", None) is not None:  # a Python router (sim/policies/plugin.py)
+        router.run_sequential(sat, cost, feedback_mask, out)
+        return out
     _run(sat, cost, feedback_mask, router.ip, router.fp, router.q_tracked, router.ehat, router.ecount, router.plan,
          router.u_explore, router.shat, router.avail, router.mask, out["model"], out["explored"], out["p_explore"],
          out["q_tracked"], out["s_hat"], *router.pargs)
