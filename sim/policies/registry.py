@@ -92,8 +92,8 @@ def build_messplus(policy: cfg.MessPlus, context: BuildContext) -> Router:
                     explore_needs_feedback=policy.explore_needs_feedback,
                     learn_from_exploit=policy.learn_from_exploit)
     if policy.energy_estimate == "oracle":  # fixed at the trace's per-model means: infinite counts freeze them
-        router.ehat[:] = trace.outcomes.cost.mean(axis=0)
-        router.ecount[:] = np.inf
+        router.state.cost_estimate[:] = trace.outcomes.cost.mean(axis=0)
+        router.state.cost_count[:] = np.inf
     return router
 
 

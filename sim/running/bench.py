@@ -31,7 +31,7 @@ from typing import Callable
 
 from sim import config as cfg
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]  # sim/running/bench.py -> the repository
 MODELS4 = ["m1", "m2", "m3", "m4"]
 
 
