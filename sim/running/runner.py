@@ -28,6 +28,7 @@ from sim.errors import UserError
 from sim.evaluation.guarantees import GUARANTEE_COLUMNS, policy_guarantees
 from sim.memory import release_free_memory
 from sim.evaluation.metrics import evaluate, q_before, request_frame
+from sim.policies.plugin import wrap_router
 from sim.policies.registry import build_router, describe, policy_alpha
 from sim.rng import stream
 from sim.world.sequential import run_sequential
@@ -109,9 +110,10 @@ class RunResult:
 
 def simulate_scenario(scenario: cfg.Scenario, trace: Trace | None = None,
                       progress: Callable[[str, int, int], None] | None = None,
-                      sink: "ResultStream | None" = None) -> RunResult:
+                      sink: "ResultStream | None" = None, routers: dict[str, object] | None = None) -> RunResult:
     """Route the trace under every policy of the scenario. Pure: writes nothing, unless ``sink`` is given: then
-    each policy's requests and occupancy go to it as they are made, and the result holds only the summary."""
+    each policy's requests and occupancy go to it as they are made, and the result holds only the summary.
+    ``routers``: router objects made by the caller for ``python`` policies of those names (sim.run)."""
     trace = trace if trace is not None else build_trace(scenario)
     sequential = scenario.engine.mode == "sequential"
     caps = capacities(trace, scenario)
@@ -127,7 +129,10 @@ def simulate_scenario(scenario: cfg.Scenario, trace: Trace | None = None,
         # they can go as soon as its decisions are made (10^7-request runs, docs/performance.md).
         given, delay = feedback_draws(scenario, trace.n)
         u_explore = stream(scenario.seed, "explore").random(trace.n)
-        router = build_router(policy, trace, scenario.alpha, scenario.seed, u_explore)
+        if routers and policy.kind == "python" and label in routers:
+            router = wrap_router(routers[label], trace, policy_alpha(policy, scenario.alpha), label)
+        else:
+            router = build_router(policy, trace, scenario.alpha, scenario.seed, u_explore)
         router.set_availability(avail)
         tick = (lambda done, label=label: progress(label, done, trace.n)) if progress else None
         decisions, occ, serving, ptrace = run_policy(scenario, trace, router, caps, given, delay, tick,
@@ -358,7 +363,7 @@ def group_runs(scenario: cfg.Scenario, trace: Trace):
 
 
 def run_scenario(scenario: cfg.Scenario, out: Path, overwrite: bool = False, progress=None,
-                 trace: Trace | None = None) -> RunResult:
+                 trace: Trace | None = None, routers: dict[str, object] | None = None) -> RunResult:
     """Simulate and write; ``trace`` (the scenario's built trace, e.g. a sweep's shared one) skips building it."""
     out = Path(out)
     check_out_dir(out, cfg.resolved_yaml(scenario), overwrite)
@@ -376,6 +381,6 @@ def run_scenario(scenario: cfg.Scenario, out: Path, overwrite: bool = False, pro
         write_text(out / "scenario.resolved.yaml", cfg.resolved_yaml(scenario))
         return RunResult(summary)
     with ResultStream(out) as sink:  # results go to disk as each policy finishes, in row groups
-        result = simulate_scenario(scenario, trace, progress=progress, sink=sink)
+        result = simulate_scenario(scenario, trace, progress=progress, sink=sink, routers=routers)
         sink.commit(result.summary, scenario)
     return result
