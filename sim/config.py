@@ -268,6 +268,7 @@ PREDICTORS = Registry("predictor", {"oracle": False})
 POLICIES = Registry("policy", {"sees": "", "causal": True, "has_V": False, "guarantees": "queue",
                                "own_alpha": False})
 
+
 @PREDICTORS.register("sim.policies.predictors:matrix_from_p_true", oracle=True)
 class OraclePredictor(Strict):
     kind: Literal["oracle"] = "oracle"
@@ -692,8 +693,8 @@ def describe_validation_error(err: ValidationError, where: str) -> str:
 
 def load_scenario(path: str | Path, overrides: list[str] | None = None) -> tuple[Scenario, dict]:
     """Read, override and validate a scenario; returns the typed scenario and the raw (overridden) mapping."""
-    raw = apply_overrides(read_scenario_file(path), overrides or [])
-    return validate_scenario(anchor_plugin_entries(raw, Path(path).parent), str(path)), raw
+    raw = anchor_plugin_entries(apply_overrides(read_scenario_file(path), overrides or []), Path(path).parent)
+    return validate_scenario(raw, str(path)), raw
 
 
 def anchor_plugin_entries(raw: dict, base: Path) -> dict:

@@ -37,6 +37,7 @@ def main(args) -> int:
     if args.address is not None and args.backend != "ray":
         raise UserError("--address is for --backend ray")
     raw = cfg.apply_overrides(cfg.read_scenario_file(args.scenario), args.overrides)
+    raw = cfg.anchor_plugin_entries(raw, Path(args.scenario).parent)  # plugin files are relative to the scenario
     if args.dry_run:
         _, cells = expand(raw, str(args.scenario))
         print(describe_cells(cells))
