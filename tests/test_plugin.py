@@ -192,3 +192,19 @@ def test_plugin_frame_has_the_builtin_schema(small_raw):
     a, b = result.frames.values()
     assert a.schema == b.schema
     assert isinstance(pl.concat([a, b]), pl.DataFrame)
+
+
+def test_sweep_over_a_plugin_with_a_relative_entry(small_raw, tmp_path, capsys):
+    """`sim sweep` anchors a plugin's file at the scenario (its cells may run from any folder), and sweeps args."""
+    raw = copy.deepcopy(small_raw)
+    raw["trace"]["synth"]["requests"] = 200
+    (tmp_path / "routers").mkdir()
+    (tmp_path / "routers" / "mp.py").write_text(EXAMPLE.read_text())
+    raw["policies"] = [{"kind": "python", "name": "mine", "entry": "mp.py:MessPlus", "args": {"V": 0.01}}]
+    raw["sweep"] = {"grid": {"policies.mine.args.V": [0.01, 1.0]}}
+    path = tmp_path / "routers" / "s.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    rc = main(["sweep", str(path), "--out", str(tmp_path / "out"), "--workers", "1"])
+    assert rc == 0, capsys.readouterr().err
+    m = pl.read_parquet(tmp_path / "out" / "manifest.parquet")
+    assert m.height == 2 and (m["status"] == "ok").all()
