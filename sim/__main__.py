@@ -1,5 +1,8 @@
 import sys
 
+from sim.process import prepare
+
+prepare()  # numba's cache folder and Arrow's allocator, before either is imported (sim/process.py)
 try:
     from sim.cli import main
 

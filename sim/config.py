@@ -20,6 +20,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
+from sim.base_registry import Registry
 from sim.errors import UserError
 from sim.running.sweep_spec import SweepSpec, used_twice
 
@@ -259,21 +260,34 @@ class Engine(Strict):
 
 # ---------------------------------------------------------------- predictors
 
+#: Satisfaction predictors. ``oracle``: reads p_true (labelled as an oracle in every output).
+PREDICTORS = Registry("predictor", {"oracle": False})
+#: Routing policies. ``sees``: what it reads (copied into summary.json); ``causal``: false for bounds that see
+#: the future; ``has_V``: the sweep report's V/c axes apply; ``guarantees``: "messplus" (the MESS+ bounds) or
+#: "queue" (queue checks only); ``own_alpha``: the config may set its own alpha.
+POLICIES = Registry("policy", {"sees": "", "causal": True, "has_V": False, "guarantees": "queue",
+                               "own_alpha": False})
+
+
+@PREDICTORS.register("sim.policies.predictors:matrix_from_p_true", oracle=True)
 class OraclePredictor(Strict):
     kind: Literal["oracle"] = "oracle"
 
 
+@PREDICTORS.register("sim.policies.predictors:matrix_from_p_true", oracle=True)
 class NoisyOraclePredictor(Strict):
     kind: Literal["noisy_oracle"]
     sigma: NonNegFloat = Field(0.5, description="std of Gaussian noise added to logit(p_true)")
 
 
+@PREDICTORS.register("sim.policies.predictors:group_beta")
 class GroupBetaPredictor(Strict):
     kind: Literal["group_beta"]
     prior_a: PositiveFloat = 1.0
     prior_b: PositiveFloat = 1.0
 
 
+@PREDICTORS.register("sim.policies.predictors:logistic")
 class LogisticPredictor(Strict):
     kind: Literal["logistic"]
     lr: PositiveFloat = 0.2
@@ -298,14 +312,12 @@ class LogisticPredictor(Strict):
         return self
 
 
+@PREDICTORS.register("sim.policies.predictors:replay")
 class ReplayPredictor(Strict):
     kind: Literal["replay"]
 
 
-Predictor = Annotated[
-    Union[OraclePredictor, NoisyOraclePredictor, GroupBetaPredictor, LogisticPredictor, ReplayPredictor],
-    Field(discriminator="kind"),
-]
+Predictor = Annotated[Union[PREDICTORS.configs()], Field(discriminator="kind")]  # every registered kind
 
 
 # ---------------------------------------------------------------- policies
@@ -318,6 +330,8 @@ class PolicyBase(Strict):
         return self.name or self.kind
 
 
+@POLICIES.register("sim.policies.registry:build_messplus", sees="request features and delivered feedback",
+                   has_V=True, guarantees="messplus", own_alpha=True)
 class MessPlus(PolicyBase):
     kind: Literal["messplus"]
     V: Annotated[float, Field(gt=0, le=1e6)] = 1e-4
@@ -333,6 +347,7 @@ class MessPlus(PolicyBase):
     predictor: Predictor = LogisticPredictor(kind="logistic")
 
 
+@POLICIES.register("sim.policies.registry:plan_always", sees="nothing")
 class Always(PolicyBase):
     kind: Literal["always"]
     model: str
@@ -342,16 +357,21 @@ class Always(PolicyBase):
         return self.name or f"always:{self.model}"
 
 
+@POLICIES.register("sim.policies.registry:plan_random_with_constraint",
+                   sees="each model's full-data mean accuracy")
 class RandomWithConstraint(PolicyBase):
     """The paper's "educated guessing": its heuristic mixture (sim/policies/baselines.py::paper_mixture)."""
     kind: Literal["random_with_constraint"]
 
 
+@POLICIES.register("sim.policies.registry:plan_best_fixed_mixture",
+                   sees="each model's full-data mean accuracy and mean cost")
 class BestFixedMixture(PolicyBase):
     """The cheapest fixed mixture that meets alpha in expectation (an LP; sim/policies/baselines.py)."""
     kind: Literal["best_fixed_mixture"]
 
 
+@POLICIES.register("sim.policies.registry:build_threshold", sees="request features and delivered feedback")
 class Threshold(PolicyBase):
     kind: Literal["threshold"]
     weak: str
@@ -364,18 +384,33 @@ class Threshold(PolicyBase):
     predictor: Predictor = LogisticPredictor(kind="logistic")
 
 
+@POLICIES.register("sim.policies.registry:plan_oracle_hindsight", causal=False,
+                   sees="every model's realised outcome on every request (non-causal bound)")
 class OracleHindsight(PolicyBase):
     kind: Literal["oracle_hindsight"]
 
 
+@POLICIES.register("sim.policies.registry:plan_offline_optimum", causal=False,
+                   sees="every request's true satisfaction probability, all at once (non-causal bound)")
 class OfflineOptimum(PolicyBase):
     kind: Literal["offline_optimum"]
 
 
-Policy = Annotated[
-    Union[MessPlus, Always, RandomWithConstraint, BestFixedMixture, Threshold, OracleHindsight, OfflineOptimum],
-    Field(discriminator="kind"),
-]
+@POLICIES.register("sim.policies.plugin:build_plugin",
+                   sees="what the user's router reads: request features and delivered feedback (the engines hand "
+                        "it nothing else)")
+class PythonRouter(PolicyBase):
+    """A router written in Python by the user (docs/plugins.md): ``entry`` is ``path/file.py:Class`` (relative to
+    the scenario file) or ``package.module:Class``; ``args`` are passed to its constructor."""
+
+    kind: Literal["python"]
+    name: str = Field(min_length=1)
+    entry: str = Field(min_length=3, description="path/to/file.py:Class (relative to the scenario file) or "
+                                                 "package.module:Class")
+    args: dict[str, Any] = Field(default_factory=dict, description="keyword arguments for the class")
+
+
+Policy = Annotated[Union[POLICIES.configs()], Field(discriminator="kind")]  # every registered kind
 
 
 # ---------------------------------------------------------------- expectations (checked by `sim check --strict`)
@@ -683,7 +718,8 @@ def load_scenario(path: str | Path, overrides: list[str] | None = None) -> tuple
     File paths written in the scenario resolve against the scenario file's folder (``cd scenarios && sim run x.yaml``
     reads the same files as ``sim run scenarios/x.yaml``); paths given with ``--set`` stay relative to the current
     directory, like any command-line argument. See :func:`relative_to_scenario`."""
-    raw = relative_to_scenario(read_scenario_file(path), Path(path).parent)
+    folder = Path(path).parent
+    raw = anchor_plugin_entries(relative_to_scenario(read_scenario_file(path), folder), folder)
     raw = apply_overrides(raw, overrides or [])
     return validate_scenario(raw, str(path)), raw
 
@@ -721,6 +757,21 @@ def relative_to_scenario(raw: dict, folder: Path) -> dict:
         if isinstance(z, dict):
             fix(z.get("profile"), "source")
     return raw
+
+
+def anchor_plugin_entries(raw: dict, base: Path) -> dict:
+    """A ``python`` policy's ``entry: file.py:Class`` is relative to the scenario file: make it absolute."""
+    policies = raw.get("policies") if isinstance(raw, dict) else None
+    if not isinstance(policies, list):
+        return raw
+    anchored = []
+    for p in policies:
+        entry = p.get("entry") if isinstance(p, dict) and p.get("kind") == "python" else None
+        if isinstance(entry, str) and ":" in entry and entry.rpartition(":")[0].endswith(".py"):
+            file, _, cls = entry.rpartition(":")
+            p = {**p, "entry": f"{(base / file).resolve()}:{cls}"} if not Path(file).is_absolute() else p
+        anchored.append(p)
+    return {**raw, "policies": anchored}
 
 
 def validate_scenario(raw: dict, where: str = "scenario") -> Scenario:

@@ -7,6 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from sim.process import prepare
+
+prepare()  # as the CLI does: numba's cache keyed by the kernel sources (import sim sets nothing)
+
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"
 

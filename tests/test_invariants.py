@@ -12,6 +12,9 @@ from sim.config import validate_scenario
 from sim.running.runner import build_trace, run_scenario, simulate_scenario
 from sim.trace.format import from_frame, load_trace, write_trace
 from sim.trace.synth import synth_frame
+from tests.conftest import REPO
+
+EXAMPLES = REPO / "examples"
 
 CAUSAL = ["messplus", "mp_beta", "threshold", "always:m"]
 
@@ -74,6 +77,8 @@ def test_no_outcome_reads(small_raw, mode):
     service has not ended) must not change any decision up to that request."""
     small_raw["engine"]["mode"] = mode
     small_raw["policies"] = [p for p in small_raw["policies"] if p["kind"] in ("messplus", "threshold", "always")]
+    small_raw["policies"].append({"kind": "python", "name": "plugin", "entry": f"{EXAMPLES}/messplus_plugin.py:MessPlus",
+                                  "args": {"V": 0.01, "c": 0.5}})  # a user's router gets the same causality
     scenario = validate_scenario(small_raw)
     trace = build_trace(scenario)
     base = simulate_scenario(scenario, trace)

@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 
 from sim.config import validate_scenario
 from sim.evaluation.metrics import q_before, queue_series
-from sim.policies.predictors import MATRIX, PredictorState
+from sim.policies.predictors import MATRIX, make_predictor
 from sim.policies.router import MESSPLUS, Router
 from sim.running.runner import simulate_scenario
 from sim.trace.format import col, from_frame
@@ -200,13 +200,10 @@ def test_very_long_sequential_run_sums_are_exact():
 
 def router_for(shat: np.ndarray, ehat: np.ndarray, q: float, V: float, alpha: float) -> Router:
     m = len(shat)
-    z = np.zeros((0, m))
-    pred = PredictorState(MATRIX, np.zeros(6), np.asarray(shat, np.float64)[None, :].copy(), z, z,
-                          np.zeros((0, 0)), np.zeros(m), np.zeros((0, 0)), np.zeros(m), np.zeros(2, np.int64),
-                          np.zeros(0, np.int32), np.zeros(0), np.zeros(1, np.int32), 0)
+    pred = make_predictor(MATRIX, m, 0, matrix=np.asarray(shat, np.float64)[None, :].copy())
     r = Router(kind=MESSPLUS, n_models=m, n_requests=1, predictor=pred, u_explore=np.ones(1), V=V, alpha=alpha,
                c=0.0)
-    r.ehat[:] = ehat
+    r.state.cost_estimate[:] = ehat
     r.q_tracked[0] = q
     return r
 

@@ -5,17 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sim.policies.predictors import MATRIX, GROUP_BETA, PredictorState
+from sim.policies.predictors import MATRIX, GROUP_BETA, Predictor, make_predictor
 from sim.policies.router import EST_LAST, EST_MEAN, MESSPLUS, PLAN, THRESHOLD, Router, explore_probability
 from sim.policies.registry import mixture_for_alpha
 
 
-def matrix_predictor(pred: np.ndarray) -> PredictorState:
+def matrix_predictor(pred: np.ndarray) -> Predictor:
     n, m = pred.shape
-    z = np.zeros((1, m))
-    return PredictorState(MATRIX, np.zeros(6), np.ascontiguousarray(pred, float), z, z, np.zeros((0, 0)),
-                          np.zeros(m), np.zeros((0, 0)), np.zeros(m), np.zeros(n + 1, np.int64),
-                          np.zeros(0, np.int32), np.zeros(0), np.zeros(n, np.int32), 0)
+    return make_predictor(MATRIX, m, 1, matrix=np.ascontiguousarray(pred, float), n_requests=n)
 
 
 def messplus(pred, V=1.0, alpha=0.5, c=0.0, est=EST_MEAN, u=None, needs_feedback=False):
@@ -40,7 +37,7 @@ def test_exploit_decision_hand_computed():
     # scores V*E + Q*(alpha - s): with E = [1, 10], Q = 5, alpha = 0.5, s = [0.2, 0.9]
     # model 0: 1 + 5*0.3 = 2.5; model 1: 10 + 5*(-0.4) = 8  -> model 0
     r = messplus(np.array([[0.2, 0.9]]), V=1.0)
-    r.ehat[:] = [1.0, 10.0]
+    r.state.cost_estimate[:] = [1.0, 10.0]
     r.q_tracked[0] = 5.0
     assert r.decide(0) == (0, False, 0.0, pytest.approx(0.2))
     # with Q = 20: model 0: 1 + 6 = 7; model 1: 10 - 8 = 2 -> model 1
@@ -50,7 +47,7 @@ def test_exploit_decision_hand_computed():
 
 def test_ties_go_to_the_cheaper_model():
     r = messplus(np.array([[0.5, 0.5, 0.5]]), V=1.0)
-    r.ehat[:] = [3.0, 3.0, 3.0]
+    r.state.cost_estimate[:] = [3.0, 3.0, 3.0]
     assert r.decide(0)[0] == 0
 
 
@@ -78,21 +75,18 @@ def test_queue_update_on_feedback():
 def test_energy_estimates_last_and_mean():
     pred = np.full((3, 2), 0.5)
     last, mean = messplus(pred, est=EST_LAST), messplus(pred, est=EST_MEAN)
-    assert list(last.ehat) == [1.0, 1.0]  # the reference starts at 1 J
+    assert list(last.state.cost_estimate) == [1.0, 1.0]  # the reference starts at 1 J
     for r in (last, mean):
         r.complete(0, 1, True, np.array([10.0, 100.0]), np.zeros(2))
         r.complete(1, 1, True, np.array([20.0, 300.0]), np.zeros(2))
         r.complete(2, 0, False, np.array([60.0, 999.0]), np.zeros(2))
-    assert list(last.ehat) == [20.0, 300.0]  # overwritten by the latest exploration; exploit ignored
-    assert list(mean.ehat) == pytest.approx([30.0, 200.0])  # (10 + 20 + 60) / 3, (100 + 300) / 2
+    assert list(last.state.cost_estimate) == [20.0, 300.0]  # overwritten by the latest exploration; exploit ignored
+    assert list(mean.state.cost_estimate) == pytest.approx([30.0, 200.0])  # (10 + 20 + 60) / 3, (100 + 300) / 2
 
 
 def test_group_beta_learns_only_from_explorations_by_default():
     n, m = 4, 2
-    z = np.ones((1, m))
-    pred = PredictorState(GROUP_BETA, np.zeros(6), np.zeros((0, m)), z.copy(), z.copy(), np.zeros((0, 0)),
-                          np.zeros(m), np.zeros((0, 0)), np.zeros(m), np.zeros(n + 1, np.int64),
-                          np.zeros(0, np.int32), np.zeros(0), np.zeros(n, np.int32), 0)
+    pred = make_predictor(GROUP_BETA, m, 1, n_requests=n)
     r = Router(kind=MESSPLUS, n_models=m, n_requests=n, predictor=pred, u_explore=np.ones(n), V=1, alpha=0.5)
     r.complete(0, 1, True, np.ones(m), np.array([1.0, 0.0]))  # exploration: Beta(2,1), Beta(1,2)
     r.feedback(1, 0, False, np.array([0.0, 0.0]))  # exploit feedback: queue only
@@ -130,4 +124,4 @@ def test_threshold_router_tracks_a_strong_share():
     assert strong[n // 2:].mean() == pytest.approx(0.3, abs=0.02)  # after the threshold has settled
     # the threshold is the score's 70 % quantile: score = s1 (1 - s0) of two uniforms
     scores = pred[:, 1] * (1 - pred[:, 0])
-    assert r.fp[3] == pytest.approx(np.quantile(scores, 0.7), abs=0.02)
+    assert r.state.threshold[0] == pytest.approx(np.quantile(scores, 0.7), abs=0.02)

@@ -74,10 +74,10 @@ def _learned_correlation(trace, n_train=4000):
     st = build_predictor(LogisticPredictor(kind="logistic", group_features=False), trace.features, trace.m, None, 0, "t")
     mask = np.ones(trace.m, np.bool_)
     for t in range(n_train):
-        train(t, trace.outcomes.sat[t], mask, *st.arrays())
+        train(t, trace.outcomes.sat[t], mask, st)
     out, preds = np.zeros(trace.m), []
     for t in range(n_train, trace.n):
-        predict(t, out, *st.arrays())
+        predict(t, out, st)
         preds.append(out[1])
     return np.corrcoef(preds, trace.outcomes.p_true[n_train:, 1])[0, 1]
 

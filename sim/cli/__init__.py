@@ -108,6 +108,9 @@ def interrupted_exit() -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from sim.process import prepare
+
+    prepare()  # a no-op if ``python -m sim`` did it first (sim/process.py)
     previous = _install_signal_handlers()
     try:  # building the parser imports every command (a second or so): Ctrl-C there is an interruption too
         args = build_parser().parse_args(argv)

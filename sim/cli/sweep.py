@@ -37,8 +37,9 @@ def main(args) -> int:
         raise UserError(f"--workers {args.workers}: must be at least 1")
     if args.address is not None and args.backend != "ray":
         raise UserError("--address is for --backend ray")
-    raw = cfg.apply_overrides(cfg.relative_to_scenario(cfg.read_scenario_file(args.scenario), Path(args.scenario).parent),
-                               args.overrides)
+    raw = cfg.read_scenario_file(args.scenario)
+    folder = Path(args.scenario).parent  # the scenario's own paths and plugin files are relative to its folder
+    raw = cfg.apply_overrides(cfg.anchor_plugin_entries(cfg.relative_to_scenario(raw, folder), folder), args.overrides)
     if args.dry_run:
         _, cells = expand(raw, str(args.scenario))
         print(printable(describe_cells(cells)))

@@ -61,7 +61,7 @@ def policy_guarantees(scenario: cfg.Scenario, policy, trace, router, decisions: 
     delay = feedback_delay(scenario)
     dense_now = sequential and rate >= 1.0
     cross = {"q_before": decisions["q_tracked"]} if dense_now else {"Q_T": float(cols["q_after"][-1])}
-    if not isinstance(policy, cfg.MessPlus):
+    if cfg.POLICIES.get(policy.kind).guarantees != "messplus":
         entries = bounds(alpha=alpha, V=1.0, c=0.0, E=o.cost, cost=cols["cost"], sat=cols["sat"], **cross)
         return {"scope": "queue checks only (not a MESS+ policy)",
                 "bounds": _clean([e for e in entries if e["bound"] in DETERMINISTIC])}

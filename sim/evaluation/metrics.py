@@ -93,7 +93,7 @@ def percentiles(scratch: np.ndarray) -> dict:
     return {"p50": float(p[0]), "p95": float(p[1]), "p99": float(p[2])}
 
 
-def evaluate(trace: Trace, decisions: dict, alpha: float, sequential: bool) -> tuple[dict, dict]:
+def evaluate(trace: Trace, decisions: dict, alpha: float) -> tuple[dict, dict]:
     """Returns (per-request columns, summary entry) for one policy's decisions.
 
     The columns hold what :func:`request_frame` cannot derive: ``q_before`` (``q_after`` shifted by one),
@@ -110,11 +110,7 @@ def evaluate(trace: Trace, decisions: dict, alpha: float, sequential: bool) -> t
     q_after = queue_series(s, alpha)
     n = trace.n
     arrival = trace.arrival_s
-    if sequential:
-        start = end = arrival
-        fb = np.where(decisions["feedback_given"], arrival, np.nan)
-    else:
-        start, end, fb = decisions["start_s"], decisions["end_s"], decisions["feedback_s"]
+    start, end, fb = decisions["start_s"], decisions["end_s"], decisions["feedback_s"]  # filled by both engines
     cols = {
         "request_id": trace.request_id, "arrival_s": arrival, "model_index": model.astype(np.int16, copy=False),
         "explored": explored, "p_explore": decisions["p_explore"], "q_after": q_after,

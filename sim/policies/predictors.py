@@ -1,6 +1,6 @@
 """Satisfaction predictors: given request t's features, estimate P(model m satisfies t) for every m.
 
-All of them run inside numba. They share one state layout (:class:`PredictorState`) so that a single
+All of them run inside numba. They share one state layout (:data:`Predictor`, a named tuple) so that a single
 compiled ``predict``/``train`` pair serves every kind; the ``kind`` code selects the branch.
 
 - ``oracle``, ``noisy_oracle`` and ``replay`` read a precomputed (T, M) matrix. For ``oracle`` and
@@ -13,7 +13,7 @@ compiled ``predict``/``train`` pair serves every kind; the ``kind`` code selects
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import namedtuple
 
 import numba as nb
 import numpy as np
@@ -21,81 +21,112 @@ import numpy as np
 from sim import config as cfg
 from sim.rng import stream
 from sim.trace.format import Outcomes, RequestFeatures
+from sim.world.nrt import borrow
 
 MATRIX, GROUP_BETA, LOGISTIC = 0, 1, 2
-ORACLE_KINDS = {"oracle", "noisy_oracle"}
+ORACLE_KINDS = cfg.PREDICTORS.names(oracle=True)
 
 
-@dataclass
-class PredictorState:
-    kind: int
-    hyper: np.ndarray  # lr, epochs, momentum, l2, group_features, adagrad
-    matrix: np.ndarray  # (T, M) or (0, M)
-    beta_a: np.ndarray  # (G, M)
-    beta_b: np.ndarray
-    weights: np.ndarray  # (M, D + G)
-    bias: np.ndarray  # (M,)
-    vel_w: np.ndarray
-    vel_b: np.ndarray
-    indptr: np.ndarray
-    index: np.ndarray
-    value: np.ndarray
-    groups: np.ndarray
-    feature_dim: int
+#: A predictor's hyperparameters and state, as numba reads them: one typed tuple for every kind, by name.
+#: Adding state is a change here only: a field, its value in :func:`build_predictor` and in :func:`lend_predictor`.
+Predictor = namedtuple("Predictor", [
+    "kind",  # MATRIX, GROUP_BETA or LOGISTIC: the kernel branch
+    "lr", "epochs", "momentum", "l2", "group_features", "adagrad",  # logistic's hyperparameters
+    "matrix",  # (T, M) predictions to read (oracles, replay) or (0, M)
+    "beta_a", "beta_b",  # (G, M) group_beta's posterior
+    "weights", "bias", "vel_w", "vel_b",  # logistic: (M, D + G), (M,), and their momentum / AdaGrad sums
+    "indptr", "index", "value",  # the request features: CSR over hashed tokens (read only)
+    "groups",  # (T,) group code per request (read only)
+    "feature_dim",  # D
+])
 
-    def arrays(self) -> tuple:
-        return (self.kind, self.hyper, self.matrix, self.beta_a, self.beta_b, self.weights, self.bias,
-                self.vel_w, self.vel_b, self.indptr, self.index, self.value, self.groups, self.feature_dim)
+
+@nb.njit(cache=True, inline="always")
+def lend_predictor(p):
+    """The predictor with every array borrowed (sim/world/nrt.py): once per kernel entry, not per request."""
+    return Predictor(p.kind, p.lr, p.epochs, p.momentum, p.l2, p.group_features, p.adagrad, borrow(p.matrix),
+                     borrow(p.beta_a), borrow(p.beta_b), borrow(p.weights), borrow(p.bias), borrow(p.vel_w),
+                     borrow(p.vel_b), borrow(p.indptr), borrow(p.index), borrow(p.value), borrow(p.groups),
+                     p.feature_dim)
+
+
+def make_predictor(kind: int, n_models: int, n_groups: int, features: RequestFeatures | None = None,
+                   matrix: np.ndarray | None = None, weights: np.ndarray | None = None, prior=(1.0, 1.0),
+                   lr=0.0, epochs=0, momentum=0.0, l2=0.0, group_features=False, adagrad=False,
+                   n_requests: int = 1, bias: np.ndarray | None = None) -> Predictor:
+    """A predictor tuple with consistent types (numba compiles one kernel per combination of field types).
+
+    Without ``features`` (tests, plan routers) every one of ``n_requests`` requests is in group 0, with no tokens.
+    """
+    weights = np.zeros((0, 0)) if weights is None else weights
+    return Predictor(
+        kind=int(kind), lr=float(lr), epochs=int(epochs), momentum=float(momentum), l2=float(l2),
+        group_features=bool(group_features), adagrad=bool(adagrad),
+        matrix=np.ascontiguousarray(np.zeros((0, n_models)) if matrix is None else matrix),
+        beta_a=np.full((n_groups, n_models), float(prior[0])), beta_b=np.full((n_groups, n_models), float(prior[1])),
+        weights=weights, bias=np.zeros(n_models) if bias is None else bias, vel_w=np.zeros_like(weights), vel_b=np.zeros(n_models),
+        indptr=features.token_indptr if features is not None else np.zeros(n_requests + 1, np.int64),
+        index=features.token_index if features is not None else np.zeros(0, np.int32),
+        value=features.token_value if features is not None else np.zeros(0),
+        groups=features.groups if features is not None else np.zeros(n_requests, np.int32),
+        feature_dim=int(features.feature_dim) if features is not None else 0,
+    )
+
+
+def empty_predictor(n_models: int) -> Predictor:
+    """For routers that predict nothing (plans)."""
+    return make_predictor(MATRIX, n_models, 0)
 
 
 def build_predictor(spec, features: RequestFeatures, n_models: int, outcomes_for_oracle: Outcomes | None,
-                    seed: int, name: str, models: list[str] | None = None) -> PredictorState:
+                    seed: int, name: str, models: list[str] | None = None) -> Predictor:
     """Make the predictor state. Only oracle kinds receive outcomes; everything else sees features only.
-    ``models`` (the zoo, cheapest first) names the entries of a logistic ``prior``."""
-    g = len(features.group_names)
-    empty_matrix = np.zeros((0, n_models))
-    hyper = np.zeros(6)
-    dim = features.feature_dim
-    weights = np.zeros((0, 0))
-    kind = MATRIX
-    matrix = empty_matrix
-    if isinstance(spec, (cfg.OraclePredictor, cfg.NoisyOraclePredictor)):
-        if outcomes_for_oracle is None or outcomes_for_oracle.p_true is None:
-            from sim.errors import UserError
+    ``models`` (the zoo, cheapest first) names the entries of a logistic ``prior``.
 
-            raise UserError(f"policy {name}: predictor {spec.kind!r} needs 'p_true__<model>' columns in the trace")
-        matrix = outcomes_for_oracle.p_true.copy()
-        if isinstance(spec, cfg.NoisyOraclePredictor) and spec.sigma > 0:
-            p = np.clip(matrix, 1e-9, 1 - 1e-9)
-            noise = stream(seed, "noisy_oracle", name).normal(0.0, spec.sigma, p.shape)
-            matrix = 1.0 / (1.0 + np.exp(-(np.log(p / (1 - p)) + noise)))
-    elif isinstance(spec, cfg.ReplayPredictor):
-        if features.pred is None:
-            from sim.errors import UserError
+    The kind's builder (registered on its config class in sim/config.py) returns the keyword arguments of
+    :func:`make_predictor` that differ from its defaults (``kind``, ``matrix``, ``weights``, ``prior``, ...).
+    """
+    made = {"kind": MATRIX}
+    made.update(cfg.PREDICTORS.get(spec.kind).build(spec, features, n_models, outcomes_for_oracle, seed, name,
+                                                     models))
+    return make_predictor(n_models=n_models, n_groups=len(features.group_names), features=features, **made)
 
-            raise UserError(f"policy {name}: predictor 'replay' needs 'pred__<model>' columns in the trace")
-        matrix = features.pred
-    elif isinstance(spec, cfg.GroupBetaPredictor):
-        kind = GROUP_BETA
-    elif isinstance(spec, cfg.LogisticPredictor):
-        kind = LOGISTIC
-        hyper[:] = (spec.lr, spec.epochs, spec.momentum, spec.l2, 1.0 if spec.group_features else 0.0,
-                    1.0 if spec.optimizer == "adagrad" else 0.0)
-        weights = np.zeros((n_models, dim + g))
-    else:
-        raise TypeError(spec)
-    bias = np.zeros(n_models)
-    if kind == LOGISTIC:
-        bias = initial_weights(spec, features, weights, n_models, seed, name, models)
-    a0 = spec.prior_a if isinstance(spec, cfg.GroupBetaPredictor) else 1.0
-    b0 = spec.prior_b if isinstance(spec, cfg.GroupBetaPredictor) else 1.0
-    return PredictorState(
-        kind=kind, hyper=hyper, matrix=np.ascontiguousarray(matrix),
-        beta_a=np.full((g, n_models), a0), beta_b=np.full((g, n_models), b0),
-        weights=weights, bias=bias, vel_w=np.zeros_like(weights), vel_b=np.zeros(n_models),
-        indptr=features.token_indptr, index=features.token_index, value=features.token_value,
-        groups=features.groups, feature_dim=dim,
-    )
+
+# ---- builders of the registered kinds (sim/config.py names them on each config class)
+
+def matrix_from_p_true(spec, features, n_models, outcomes_for_oracle, seed, name, models=None) -> dict:
+    """``oracle`` and ``noisy_oracle``: p_true, with Gaussian noise on the logit for the noisy one."""
+    if outcomes_for_oracle is None or outcomes_for_oracle.p_true is None:
+        from sim.errors import UserError
+
+        raise UserError(f"policy {name}: predictor {spec.kind!r} needs 'p_true__<model>' columns in the trace")
+    matrix = outcomes_for_oracle.p_true.copy()
+    sigma = getattr(spec, "sigma", 0.0)
+    if sigma > 0:
+        p = np.clip(matrix, 1e-9, 1 - 1e-9)
+        noise = stream(seed, "noisy_oracle", name).normal(0.0, sigma, p.shape)
+        matrix = 1.0 / (1.0 + np.exp(-(np.log(p / (1 - p)) + noise)))
+    return {"matrix": matrix}
+
+
+def replay(spec, features, n_models, outcomes_for_oracle, seed, name, models=None) -> dict:
+    if features.pred is None:
+        from sim.errors import UserError
+
+        raise UserError(f"policy {name}: predictor 'replay' needs 'pred__<model>' columns in the trace")
+    return {"matrix": features.pred}
+
+
+def group_beta(spec, features, n_models, outcomes_for_oracle, seed, name, models=None) -> dict:
+    return {"kind": GROUP_BETA, "prior": (spec.prior_a, spec.prior_b)}
+
+
+def logistic(spec, features, n_models, outcomes_for_oracle, seed, name, models=None) -> dict:
+    weights = np.zeros((n_models, features.feature_dim + len(features.group_names)))
+    bias = initial_weights(spec, features, weights, n_models, seed, name, models)  # fills weights as spec.init says
+    return {"kind": LOGISTIC, "lr": spec.lr, "epochs": spec.epochs, "momentum": spec.momentum, "l2": spec.l2,
+            "group_features": spec.group_features, "adagrad": spec.optimizer == "adagrad", "weights": weights,
+            "bias": bias}
 
 
 def initial_weights(spec, features: RequestFeatures, weights: np.ndarray, n_models: int, seed: int, name: str,
@@ -142,9 +173,10 @@ def _sigmoid(z):
 
 
 @nb.njit(cache=True, inline="always")  # inlined into the sequential loop: docs/performance.md
-def predict(t, out, kind, hyper, matrix, beta_a, beta_b, weights, bias, vel_w, vel_b,
-            indptr, index, value, groups, feature_dim):
+def predict(t, out, p):
     """Fill ``out[m]`` with the predicted satisfaction probability of request t for each model."""
+    kind, matrix, beta_a, beta_b, weights, bias = p.kind, p.matrix, p.beta_a, p.beta_b, p.weights, p.bias
+    indptr, index, value, groups = p.indptr, p.index, p.value, p.groups
     n_models = out.shape[0]
     if kind == MATRIX:
         for m in range(n_models):
@@ -154,8 +186,8 @@ def predict(t, out, kind, hyper, matrix, beta_a, beta_b, weights, bias, vel_w, v
         for m in range(n_models):
             out[m] = beta_a[g, m] / (beta_a[g, m] + beta_b[g, m])
     else:
-        g_col = feature_dim + groups[t]
-        use_group = hyper[4] > 0
+        g_col = p.feature_dim + groups[t]
+        use_group = p.group_features
         for m in range(n_models):
             z = bias[m]
             for k in range(indptr[t], indptr[t + 1]):
@@ -166,9 +198,10 @@ def predict(t, out, kind, hyper, matrix, beta_a, beta_b, weights, bias, vel_w, v
 
 
 @nb.njit(cache=True, inline="always")  # inlined into the sequential loop: docs/performance.md
-def train(t, labels, mask, kind, hyper, matrix, beta_a, beta_b, weights, bias, vel_w, vel_b,
-          indptr, index, value, groups, feature_dim):
+def train(t, labels, mask, p):
     """Learn from request t's delivered labels (``mask[m]`` says which models' labels are known)."""
+    kind, beta_a, beta_b, weights, bias, vel_w, vel_b = p.kind, p.beta_a, p.beta_b, p.weights, p.bias, p.vel_w, p.vel_b
+    indptr, index, value, groups = p.indptr, p.index, p.value, p.groups
     n_models = labels.shape[0]
     if kind == GROUP_BETA:
         g = groups[t]
@@ -177,10 +210,10 @@ def train(t, labels, mask, kind, hyper, matrix, beta_a, beta_b, weights, bias, v
                 beta_a[g, m] += labels[m]
                 beta_b[g, m] += 1.0 - labels[m]
     elif kind == LOGISTIC:
-        lr, epochs, mom, l2 = hyper[0], int(hyper[1]), hyper[2], hyper[3]
-        use_group = hyper[4] > 0
-        adagrad = hyper[5] > 0
-        g_col = feature_dim + groups[t]
+        lr, epochs, mom, l2 = p.lr, p.epochs, p.momentum, p.l2
+        use_group = p.group_features
+        adagrad = p.adagrad
+        g_col = p.feature_dim + groups[t]
         for _ in range(epochs):
             for m in range(n_models):
                 if not mask[m]:

@@ -1,51 +1,68 @@
-"""The policy registry: turn a policy's config into a :class:`~sim.policies.router.Router`.
+"""Turn a policy's config into a router, through the policy registry (``cfg.POLICIES``, sim/config.py).
 
-Causal policies (``messplus``, ``threshold``, ``always``) are built from the request features only.
+Each kind is declared once, on its config class: its builder (one of the functions below, or a module of its
+own), what it sees, whether it is causal or a bound, which guarantees and sweep axes apply. Causal policies
+(``messplus``, ``threshold``, ``always``, ``python``) are built from the request features only.
 ``random_with_constraint`` (the paper's "educated guessing", its heuristic mixture) and ``best_fixed_mixture``
 (the cheapest fixed mixture, an LP) know each model's full-data mean accuracy (and the LP its mean cost); see
 :mod:`sim.policies.baselines`. ``oracle_hindsight`` and ``offline_optimum`` see the future; they exist as bounds and every
-output labels them so. Which of these a policy sees is in :data:`SEES`, and it is copied into summary.json.
+output labels them so.
+
+A builder is ``build(policy, context: BuildContext) -> router`` (a :class:`~sim.policies.router.Router` or a
+plugin router, sim/policies/plugin.py); a ``plan_*`` builder returns the model for every request, fixed before
+the run starts, and is wrapped in a plan router here.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 
 from sim import config as cfg
 from sim.errors import UserError
-from sim.policies.predictors import ORACLE_KINDS, build_predictor
 from sim.policies.baselines import best_fixed_mixture, paper_mixture, sample_plan
+from sim.policies.predictors import build_predictor
 from sim.rng import stream
 from sim.policies.router import EST_LAST, EST_MEAN, MESSPLUS, PLAN, THRESHOLD, Router
 from sim.evaluation.optimum import FEAS_TOL, hindsight_oracle, offline_optimum
 from sim.trace.format import Trace
 
-SEES = {
-    "messplus": "request features and delivered feedback",
-    "threshold": "request features and delivered feedback",
-    "always": "nothing",
-    "random_with_constraint": "each model's full-data mean accuracy",
-    "best_fixed_mixture": "each model's full-data mean accuracy and cost",
-    "oracle_hindsight": "every model's realised outcome on every request (non-causal bound)",
-    "offline_optimum": "every request's true satisfaction probability, all at once (non-causal bound)",
-}
-NON_CAUSAL = {"oracle_hindsight", "offline_optimum"}
+#: What each kind sees, and which kinds are non-causal bounds (derived from the registry).
+SEES = {k.name: k.sees for k in cfg.POLICIES}
+NON_CAUSAL = cfg.POLICIES.names(causal=False)
+ORACLE_PREDICTORS = cfg.PREDICTORS.names(oracle=True)
+
+
+@dataclass(frozen=True)
+class BuildContext:
+    trace: Trace
+    alpha: float  # the scenario's
+    seed: int
+    u_explore: np.ndarray  # the shared exploration draws, one per request
 
 
 def describe(policy) -> dict:
     pred = getattr(policy, "predictor", None)
-    oracle_predictor = pred is not None and pred.kind in ORACLE_KINDS
+    oracle_predictor = pred is not None and pred.kind in ORACLE_PREDICTORS
     oracle_costs = getattr(policy, "energy_estimate", None) == "oracle"
     notes = [f"predictor {pred.kind} reads p_true (oracle)"] if oracle_predictor else []
     notes += ["cost estimates are the trace's per-model means (oracle)"] if oracle_costs else []
     notes += ["the two models' full-data mean accuracy"] if getattr(policy, "strong_share", None) == "auto" else []
+    causal = cfg.POLICIES.get(policy.kind).causal
     return {
         "kind": policy.kind,
-        "causal": policy.kind not in NON_CAUSAL,
-        "oracle": policy.kind in NON_CAUSAL or oracle_predictor or oracle_costs,
+        "causal": causal,
+        "oracle": not causal or oracle_predictor or oracle_costs,
         "sees": "; ".join([SEES[policy.kind], *notes]),
         "predictor": pred.kind if pred is not None else None,
     }
+
+
+def policy_alpha(policy, scenario_alpha: float) -> float:
+    """The alpha a policy's run is evaluated at: its own where its kind may set one, else the scenario's."""
+    own = getattr(policy, "alpha", None) if cfg.POLICIES.get(policy.kind).own_alpha else None
+    return float(own) if own is not None else float(scenario_alpha)
 
 
 def model_index(trace: Trace, name: str, where: str) -> int:
@@ -54,35 +71,46 @@ def model_index(trace: Trace, name: str, where: str) -> int:
     return trace.models.index(name)
 
 
-def build_router(policy, trace: Trace, alpha: float, seed: int, u_explore: np.ndarray) -> Router:
-    n, m = trace.n, trace.m
-    label = policy.label
-    where = f"policy {label}"
-    if isinstance(policy, cfg.MessPlus):
-        oracle = trace.outcomes if policy.predictor.kind in ORACLE_KINDS else None
-        pred = build_predictor(policy.predictor, trace.features, m, oracle, seed, label, trace.models)
-        router = Router(kind=MESSPLUS, n_models=m, n_requests=n, predictor=pred, u_explore=u_explore,
-                        V=policy.V, alpha=policy.alpha if policy.alpha is not None else alpha, c=policy.c,
-                        energy_estimate=EST_LAST if policy.energy_estimate == "last" else EST_MEAN,
-                        explore_needs_feedback=policy.explore_needs_feedback,
-                        learn_from_exploit=policy.learn_from_exploit)
-        if policy.energy_estimate == "oracle":  # fixed at the trace's per-model means: infinite counts freeze them
-            router.ehat[:] = trace.outcomes.cost.mean(axis=0)
-            router.ecount[:] = np.inf
-        return router
-    if isinstance(policy, cfg.Threshold):
-        weak, strong = model_index(trace, policy.weak, where), model_index(trace, policy.strong, where)
-        oracle = trace.outcomes if policy.predictor.kind in ORACLE_KINDS else None
-        pred = build_predictor(policy.predictor, trace.features, m, oracle, seed, label, trace.models)
-        share = policy.strong_share
-        if share == "auto":
-            acc = trace.outcomes.sat.mean(axis=0)
-            gap = acc[strong] - acc[weak]
-            share = float(np.clip((alpha - acc[weak]) / gap, 0.0, 1.0)) if gap > 0 else 1.0
-        return Router(kind=THRESHOLD, n_models=m, n_requests=n, predictor=pred, alpha=alpha,
-                      threshold=policy.threshold, weak=weak, strong=strong, strong_share=share)
-    return Router(kind=PLAN, n_models=m, n_requests=n, predictor=None, alpha=alpha,
-                  plan=plan(policy, trace, alpha, seed))
+def build_router(policy, trace: Trace, alpha: float, seed: int, u_explore: np.ndarray):
+    context = BuildContext(trace, alpha, seed, u_explore)
+    kind = cfg.POLICIES.get(policy.kind)
+    if kind.builder.partition(":")[2].startswith("plan_"):
+        return Router(kind=PLAN, n_models=trace.m, n_requests=trace.n, predictor=None, alpha=alpha,
+                      plan=kind.build(policy, context))
+    return kind.build(policy, context)
+
+
+def _predictor(policy, trace: Trace, seed: int):
+    oracle = trace.outcomes if policy.predictor.kind in ORACLE_PREDICTORS else None
+    return build_predictor(policy.predictor, trace.features, trace.m, oracle, seed, policy.label, trace.models)
+
+
+def build_messplus(policy: cfg.MessPlus, context: BuildContext) -> Router:
+    trace = context.trace
+    router = Router(kind=MESSPLUS, n_models=trace.m, n_requests=trace.n,
+                    predictor=_predictor(policy, trace, context.seed), u_explore=context.u_explore,
+                    V=policy.V, alpha=policy_alpha(policy, context.alpha), c=policy.c,
+                    energy_estimate=EST_LAST if policy.energy_estimate == "last" else EST_MEAN,
+                    explore_needs_feedback=policy.explore_needs_feedback,
+                    learn_from_exploit=policy.learn_from_exploit)
+    if policy.energy_estimate == "oracle":  # fixed at the trace's per-model means: infinite counts freeze them
+        router.state.cost_estimate[:] = trace.outcomes.cost.mean(axis=0)
+        router.state.cost_count[:] = np.inf
+    return router
+
+
+def build_threshold(policy: cfg.Threshold, context: BuildContext) -> Router:
+    trace, alpha = context.trace, context.alpha
+    where = f"policy {policy.label}"
+    weak, strong = model_index(trace, policy.weak, where), model_index(trace, policy.strong, where)
+    pred = _predictor(policy, trace, context.seed)
+    share = policy.strong_share
+    if share == "auto":
+        acc = trace.outcomes.sat.mean(axis=0)
+        gap = acc[strong] - acc[weak]
+        share = float(np.clip((alpha - acc[weak]) / gap, 0.0, 1.0)) if gap > 0 else 1.0
+    return Router(kind=THRESHOLD, n_models=trace.m, n_requests=trace.n, predictor=pred, alpha=alpha,
+                  threshold=policy.threshold, weak=weak, strong=strong, strong_share=share)
 
 
 def mixture_for_alpha(accuracy: np.ndarray, mean_cost: np.ndarray, alpha: float) -> np.ndarray:
@@ -119,21 +147,35 @@ def facts(policy, trace: Trace, alpha: float) -> dict:
     return {}
 
 
-def plan(policy, trace: Trace, alpha: float, seed: int) -> np.ndarray:
-    """A routing fixed before the run starts: the model for every request."""
-    n = trace.n
-    out = trace.outcomes
-    if isinstance(policy, cfg.Always):
-        return np.full(n, model_index(trace, policy.model, f"policy {policy.label}"), np.int64)
-    if isinstance(policy, (cfg.RandomWithConstraint, cfg.BestFixedMixture)):
-        return sample_plan(mixture(policy, trace, alpha).weights, stream(seed, policy.kind, policy.label).random(n))
-    if isinstance(policy, cfg.OracleHindsight):
-        return np.asarray(hindsight_oracle(out.sat, out.cost), np.int64)
-    if isinstance(policy, cfg.OfflineOptimum):
-        probs = out.p_true if out.p_true is not None else out.sat
-        opt = offline_optimum(probs, out.cost, alpha)
-        choice = np.asarray(opt.choice, np.int64).copy()
-        if opt.split >= 0 and stream(seed, "offline_optimum", policy.label).random() < opt.split_weight:
-            choice[opt.split] = opt.split_model
-        return choice
-    raise TypeError(policy)
+# ---- plans: a routing fixed before the run starts, the model for every request
+
+def plan_always(policy: cfg.Always, context: BuildContext) -> np.ndarray:
+    trace = context.trace
+    return np.full(trace.n, model_index(trace, policy.model, f"policy {policy.label}"), np.int64)
+
+
+def plan_random_with_constraint(policy: cfg.RandomWithConstraint, context: BuildContext) -> np.ndarray:
+    """The paper's heuristic mixture, sampled i.i.d. per request."""
+    mix = mixture(policy, context.trace, context.alpha).weights
+    return sample_plan(mix, stream(context.seed, policy.kind, policy.label).random(context.trace.n))
+
+
+def plan_best_fixed_mixture(policy: cfg.BestFixedMixture, context: BuildContext) -> np.ndarray:
+    """The LP mixture, sampled i.i.d. per request."""
+    mix = mixture(policy, context.trace, context.alpha).weights
+    return sample_plan(mix, stream(context.seed, policy.kind, policy.label).random(context.trace.n))
+
+
+def plan_oracle_hindsight(policy: cfg.OracleHindsight, context: BuildContext) -> np.ndarray:
+    out = context.trace.outcomes
+    return np.asarray(hindsight_oracle(out.sat, out.cost), np.int64)
+
+
+def plan_offline_optimum(policy: cfg.OfflineOptimum, context: BuildContext) -> np.ndarray:
+    out = context.trace.outcomes
+    probs = out.p_true if out.p_true is not None else out.sat
+    opt = offline_optimum(probs, out.cost, context.alpha)
+    choice = np.asarray(opt.choice, np.int64).copy()
+    if opt.split >= 0 and stream(context.seed, "offline_optimum", policy.label).random() < opt.split_weight:
+        choice[opt.split] = opt.split_model
+    return choice

@@ -2,6 +2,10 @@
 
 A router lives through three calls, in the order the world allows:
 
+Each kernel takes the router's parameters (:data:`RouterParams`), its state (:data:`RouterState`) and its
+predictor's state (:data:`~sim.policies.predictors.Predictor`) as named tuples, ``decide(t, params, state,
+pred)``; adding a field is a change in the file that defines the tuple.
+
 - ``decide(t)`` at request t's arrival, reading only t's features and what was delivered before;
 - ``complete(t, ...)`` when t's service ends: the provider observes the energy it spent (and, for an
   exploration, the evaluation of every model's answer unless ``explore_needs_feedback``);
@@ -17,16 +21,65 @@ the rows handed to ``complete``/``feedback`` by the engine, after the fact.
 
 from __future__ import annotations
 
+from collections import namedtuple
+
 import numba as nb
 import numpy as np
 
-from sim.policies.predictors import PredictorState, predict, train
+from sim.policies.predictors import Predictor, empty_predictor, lend_predictor, predict, train
+from sim.world.nrt import borrow
 
 PLAN, MESSPLUS, THRESHOLD = 0, 1, 2
 QUANTILE_STEP = 0.002  # step of the threshold router's online quantile tracking (scores lie in [0, 1])
 EST_LAST, EST_MEAN = 0, 1
-# integer parameters: kind, energy estimate, explore_needs_feedback, weak, strong, learn_from_exploit
-# float parameters:   V, alpha, c, threshold, strong share (< 0: fixed threshold), quantile step
+
+#: A router's fixed parameters (numba reads them as a typed tuple: scalars, by name).
+RouterParams = namedtuple("RouterParams", [
+    "kind",  # PLAN, MESSPLUS or THRESHOLD
+    "energy_estimate",  # EST_LAST or EST_MEAN: how the cost estimates follow the observed costs
+    "explore_needs_feedback",  # MESS+: exploration labels train only when the user's feedback arrives
+    "learn_from_exploit",  # MESS+: also train on the served model's label from exploit feedback
+    "weak", "strong",  # threshold: the two models
+    "V", "alpha", "c",  # MESS+: the cost weight, the SLA and the exploration constant
+    "strong_share",  # threshold: the share of requests to send strong (< 0: a fixed threshold)
+    "quantile_step",  # threshold: the step of the online quantile tracking
+])
+
+#: A router's state, updated in place by the kernels (every field an array).
+RouterState = namedtuple("RouterState", [
+    "q_tracked",  # (1,): the queue as delivered feedback tells it
+    "threshold",  # (1,): the threshold router's current threshold
+    "cost_estimate",  # (M,): the estimated cost of each model (the reference starts every one at 1)
+    "cost_count",  # (M,): observations behind each estimate (inf: frozen)
+    "plan",  # (T,) int64 or (0,): a plan router's model per request
+    "u_explore",  # (T,) or (0,): MESS+'s exploration uniforms
+    "predicted",  # (M,): scratch for the predictor's output
+    "avail",  # (T, M) bool, or 0 rows: every model always available (sim/world/events.py)
+    "mask",  # (M,) bool: scratch for which labels train
+])
+
+
+@nb.njit(cache=True, inline="always")
+def lend_state(state):
+    """The state with every array borrowed (sim/world/nrt.py): call once per kernel entry, not per request."""
+    return RouterState(borrow(state.q_tracked), borrow(state.threshold), borrow(state.cost_estimate),
+                       borrow(state.cost_count), borrow(state.plan), borrow(state.u_explore),
+                       borrow(state.predicted), borrow(state.avail), borrow(state.mask))
+
+
+# Calling a kernel from Python with named tuples costs ~20 us in numba's dispatcher (a tuple subclass is typed
+# in Python), flat arguments ~0.2 us each. The discrete-event engine calls once per request, so it passes
+# the three bundles flattened (Router.flat) and rebuilds them inside the kernel (unflatten): measured in
+# docs/performance.md.
+_N_PARAMS = len(RouterParams._fields)
+_N_STATE = _N_PARAMS + len(RouterState._fields)
+
+
+@nb.njit(cache=True, inline="always")
+def unflatten(bundle):
+    """(params, state with borrowed arrays, predictor with borrowed arrays) from ``Router.flat``."""
+    return (RouterParams(*bundle[:_N_PARAMS]), lend_state(RouterState(*bundle[_N_PARAMS:_N_STATE])),
+            lend_predictor(Predictor(*bundle[_N_STATE:])))
 
 
 @nb.njit(cache=True, inline="always")
@@ -37,25 +90,26 @@ def explore_probability(t, c):
 
 
 @nb.njit(cache=True, inline="always")  # inlined into the sequential loop: docs/performance.md
-def decide(t, ip, fp, q_tracked, ehat, plan, u_explore, shat, avail,
-           kind, hyper, matrix, beta_a, beta_b, weights, bias, vel_w, vel_b, indptr, index, value, groups, fdim):
+def decide(t, params, state, pred):
     """Route request t. Returns (model, explored, p_explore, predicted satisfaction of the chosen model).
 
-    ``avail`` is (T, M) bool (a model out of service, sim/world/events.py) or has 0 rows (every model always available).
-    An unavailable model is never chosen; an exploration draw while one is out becomes an exploit decision.
+    ``state.avail`` is (T, M) bool (a model out of service, sim/world/events.py) or has 0 rows (every model
+    always available). An unavailable model is never chosen; an exploration draw while one is out becomes an
+    exploit decision.
     """
+    shat, avail = state.predicted, state.avail
     n_models = shat.shape[0]
     gated = avail.shape[0] > 0
-    if ip[0] == PLAN:
-        return plan[t], False, 0.0, np.nan
-    predict(t, shat, kind, hyper, matrix, beta_a, beta_b, weights, bias, vel_w, vel_b,
-            indptr, index, value, groups, fdim)
-    if ip[0] == THRESHOLD:
-        weak, strong = ip[3], ip[4]
+    if params.kind == PLAN:
+        return state.plan[t], False, 0.0, np.nan
+    predict(t, shat, pred)
+    if params.kind == THRESHOLD:
+        weak, strong = params.weak, params.strong
         score = shat[strong] * (1.0 - shat[weak])  # P(strong right and weak wrong), RouteLLM's win rate
-        m = strong if score > fp[3] else weak
-        if fp[4] >= 0.0:  # track the score's (1 - share) quantile, so that a share fp[4] of requests go strong
-            fp[3] += fp[5] * ((1.0 if score > fp[3] else 0.0) - fp[4])
+        threshold = state.threshold
+        m = strong if score > threshold[0] else weak
+        if params.strong_share >= 0.0:  # track the score's (1 - share) quantile: that share of requests go strong
+            threshold[0] += params.quantile_step * ((1.0 if score > threshold[0] else 0.0) - params.strong_share)
         if gated and not avail[t, m]:
             m = weak if m == strong else strong
             if not avail[t, m]:
@@ -63,10 +117,10 @@ def decide(t, ip, fp, q_tracked, ehat, plan, u_explore, shat, avail,
                 while not avail[t, m]:
                     m += 1
         return m, False, 0.0, shat[m]
-    p = explore_probability(t, fp[2])
-    if u_explore[t] < p and not (gated and not avail[t].all()):
+    p = explore_probability(t, params.c)
+    if state.u_explore[t] < p and not (gated and not avail[t].all()):
         return n_models - 1, True, p, shat[n_models - 1]
-    V, q = fp[0], q_tracked[0]
+    V, q, ehat = params.V, state.q_tracked[0], state.cost_estimate
     # argmin_m V ehat[m] + q (alpha - shat[m]), compared by differences with the best so far: a small cost gap
     # is not absorbed into a large queue term (V = 1e-8, Q = 1e6). Strict < breaks exact ties towards the
     # earlier, cheaper model (cost order); see docs/invariants.md and tests/test_numerics.py.
@@ -90,15 +144,10 @@ def decide(t, ip, fp, q_tracked, ehat, plan, u_explore, shat, avail,
 
 
 @nb.njit(cache=True, inline="always")
-def decide_and_record(t, ip, fp, q_tracked, ehat, plan, u_explore, shat, avail,
-                      model_out, explored_out, p_out, qt_out, shat_out,
-                      kind, hyper, matrix, beta_a, beta_b, weights, bias, vel_w, vel_b, indptr, index, value, groups,
-                      fdim):
+def decide_and_record(t, params, state, pred, model_out, explored_out, p_out, qt_out, shat_out):
     """``decide`` for request t, with the decision columns both engines record; returns (model, explored)."""
-    qt_out[t] = q_tracked[0]
-    m, explored, p, s_hat = decide(t, ip, fp, q_tracked, ehat, plan, u_explore, shat, avail,
-                                   kind, hyper, matrix, beta_a, beta_b, weights, bias, vel_w, vel_b,
-                                   indptr, index, value, groups, fdim)
+    qt_out[t] = state.q_tracked[0]
+    m, explored, p, s_hat = decide(t, params, state, pred)
     model_out[t] = m
     explored_out[t] = explored
     p_out[t] = p
@@ -107,95 +156,100 @@ def decide_and_record(t, ip, fp, q_tracked, ehat, plan, u_explore, shat, avail,
 
 
 @nb.njit(cache=True, inline="always")  # inlined into the sequential loop: docs/performance.md
-def complete(t, model, explored, energy_row, label_row, ip, ehat, ecount, mask_buf,
-             kind, hyper, matrix, beta_a, beta_b, weights, bias, vel_w, vel_b, indptr, index, value, groups, fdim):
+def complete(t, model, explored, cost_row, label_row, params, state, pred):
     """Service of t ended: update the cost estimates; an exploration without feedback gate trains now."""
+    ehat, ecount = state.cost_estimate, state.cost_count
     n_models = ehat.shape[0]
     if explored:
         for m in range(n_models):
             ecount[m] += 1.0
-            if ip[1] == EST_LAST:
-                ehat[m] = energy_row[m]
+            if params.energy_estimate == EST_LAST:
+                ehat[m] = cost_row[m]
             else:
-                ehat[m] += (energy_row[m] - ehat[m]) / ecount[m]
-        if ip[0] == MESSPLUS and ip[2] == 0:
-            mask_buf[:] = True
-            train(t, label_row, mask_buf, kind, hyper, matrix, beta_a, beta_b, weights, bias, vel_w, vel_b,
-                  indptr, index, value, groups, fdim)
-    elif ip[1] == EST_MEAN:
+                ehat[m] += (cost_row[m] - ehat[m]) / ecount[m]
+        if params.kind == MESSPLUS and not params.explore_needs_feedback:
+            state.mask[:] = True
+            train(t, label_row, state.mask, pred)
+    elif params.energy_estimate == EST_MEAN:
         ecount[model] += 1.0
-        ehat[model] += (energy_row[model] - ehat[model]) / ecount[model]
+        ehat[model] += (cost_row[model] - ehat[model]) / ecount[model]
 
 
 @nb.njit(cache=True, inline="always")  # inlined into the sequential loop: docs/performance.md
-def feedback(t, model, explored, label_row, ip, fp, q_tracked, mask_buf,
-             kind, hyper, matrix, beta_a, beta_b, weights, bias, vel_w, vel_b, indptr, index, value, groups, fdim):
+def feedback(t, model, explored, label_row, params, state, pred):
     """The user's verdict on t arrived: update Q_tracked and train where configured."""
-    q = q_tracked[0] + fp[1] - label_row[model]
+    q_tracked, mask = state.q_tracked, state.mask
+    q = q_tracked[0] + params.alpha - label_row[model]
     q_tracked[0] = q if q > 0.0 else 0.0
-    if ip[0] == MESSPLUS and explored and ip[2] == 1:
-        mask_buf[:] = True
-    elif ip[0] == THRESHOLD or (ip[0] == MESSPLUS and not explored and ip[5] == 1):
-        mask_buf[:] = False
-        mask_buf[model] = True
+    if params.kind == MESSPLUS and explored and params.explore_needs_feedback:
+        mask[:] = True
+    elif params.kind == THRESHOLD or (params.kind == MESSPLUS and not explored and params.learn_from_exploit):
+        mask[:] = False
+        mask[model] = True
     else:
         return
-    train(t, label_row, mask_buf, kind, hyper, matrix, beta_a, beta_b, weights, bias, vel_w, vel_b,
-          indptr, index, value, groups, fdim)
+    train(t, label_row, mask, pred)
 
 
 class Router:
-    """The mutable state of one policy's router, and cheap Python entry points to the kernels."""
+    """One policy's router: its parameters, its state and its predictor, and Python entry points to the kernels."""
 
-    def __init__(self, *, kind: int, n_models: int, n_requests: int, predictor: PredictorState | None,
+    def __init__(self, *, kind: int, n_models: int, n_requests: int, predictor: Predictor | None,
                  u_explore: np.ndarray | None = None, plan: np.ndarray | None = None, V: float = 0.0,
                  alpha: float = 0.0, c: float = 0.0, threshold: float = 0.0, energy_estimate: int = EST_MEAN,
                  explore_needs_feedback: bool = False, weak: int = 0, strong: int = 0,
                  learn_from_exploit: bool = False, strong_share: float | None = None):
-        self.ip = np.array([kind, energy_estimate, int(explore_needs_feedback), weak, strong,
-                            int(learn_from_exploit)], np.int64)
-        self.fp = np.array([V, alpha, c, threshold, -1.0 if strong_share is None else strong_share, QUANTILE_STEP],
-                           np.float64)
-        self.q_tracked = np.zeros(1)
-        self.ehat = np.ones(n_models)  # the reference implementation starts every estimate at 1 J
-        self.ecount = np.zeros(n_models)
-        self.plan = plan if plan is not None else np.zeros(0, np.int64)
-        self.avail = np.ones((0, n_models), np.bool_)  # no rows: every model always available
-        # read by MESS+ only (a plan or a threshold never explores)
-        self.u_explore = u_explore if u_explore is not None else np.ones(n_requests if kind == MESSPLUS else 0)
-        self.shat = np.full(n_models, np.nan)
-        self.mask = np.zeros(n_models, np.bool_)
-        if predictor is None:
-            from sim.policies.predictors import MATRIX
-
-            z = np.zeros((0, n_models))
-            predictor = PredictorState(MATRIX, np.zeros(6), z, z, z, np.zeros((0, 0)), np.zeros(n_models),
-                                       np.zeros((0, 0)), np.zeros(n_models), np.zeros(1, np.int64),
-                                       np.zeros(0, np.int32), np.zeros(0), np.zeros(1, np.int32), 0)
-        self.predictor = predictor
-        self.pargs = predictor.arrays()
+        self.params = RouterParams(
+            kind=int(kind), energy_estimate=int(energy_estimate), explore_needs_feedback=bool(explore_needs_feedback),
+            learn_from_exploit=bool(learn_from_exploit), weak=int(weak), strong=int(strong), V=float(V),
+            alpha=float(alpha), c=float(c), strong_share=-1.0 if strong_share is None else float(strong_share),
+            quantile_step=QUANTILE_STEP)
+        self.state = RouterState(
+            q_tracked=np.zeros(1), threshold=np.array([float(threshold)]),
+            cost_estimate=np.ones(n_models),  # the reference implementation starts every estimate at 1 J
+            cost_count=np.zeros(n_models),
+            plan=np.asarray(plan, np.int64) if plan is not None else np.zeros(0, np.int64),
+            # read by MESS+ only (a plan or a threshold never explores)
+            u_explore=u_explore if u_explore is not None else np.ones(n_requests if kind == MESSPLUS else 0),
+            predicted=np.full(n_models, np.nan), avail=np.ones((0, n_models), np.bool_),
+            mask=np.zeros(n_models, np.bool_))
+        self.predictor = predictor if predictor is not None else empty_predictor(n_models)
 
     @property
     def kind(self) -> int:
-        return int(self.ip[0])
+        return self.params.kind
+
+    @property
+    def q_tracked(self) -> np.ndarray:
+        return self.state.q_tracked
+
+    @property
+    def u_explore(self) -> np.ndarray:
+        return self.state.u_explore
+
+    @u_explore.setter
+    def u_explore(self, value) -> None:  # the runner drops the draws after the run (10^7-request runs)
+        self.state = self.state._replace(u_explore=np.ones(0) if value is None else value)
+
+    def flat(self) -> tuple:
+        """The parameters, state and predictor as one flat tuple, for :func:`unflatten` (the per-request calls)."""
+        return (*self.params, *self.state, *self.predictor)
 
     def decide(self, t: int):
-        return decide(t, self.ip, self.fp, self.q_tracked, self.ehat, self.plan, self.u_explore, self.shat, self.avail,
-                      *self.pargs)
+        return decide(t, self.params, self.state, self.predictor)
 
-    def complete(self, t: int, model: int, explored: bool, energy_row: np.ndarray, label_row: np.ndarray):
-        complete(t, model, explored, energy_row, label_row, self.ip, self.ehat, self.ecount, self.mask,
-                 *self.pargs)
+    def complete(self, t: int, model: int, explored: bool, cost_row: np.ndarray, label_row: np.ndarray):
+        complete(t, model, explored, cost_row, label_row, self.params, self.state, self.predictor)
 
     def feedback(self, t: int, model: int, explored: bool, label_row: np.ndarray):
-        feedback(t, model, explored, label_row, self.ip, self.fp, self.q_tracked, self.mask, *self.pargs)
+        feedback(t, model, explored, label_row, self.params, self.state, self.predictor)
 
     def set_availability(self, avail: np.ndarray | None) -> None:
         """Models out of service (sim/world/events.py): (T, M) bool; a plan is moved off unavailable models."""
         if avail is None:
             return
-        self.avail = np.ascontiguousarray(avail, dtype=np.bool_)
-        if self.kind == PLAN and len(self.plan):
+        self.state = self.state._replace(avail=np.ascontiguousarray(avail, dtype=np.bool_))
+        if self.kind == PLAN and len(self.state.plan):
             from sim.world.events import remap_plan
 
-            self.plan = remap_plan(self.plan, self.avail)
+            self.state = self.state._replace(plan=remap_plan(self.state.plan, self.state.avail))

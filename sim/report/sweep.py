@@ -18,6 +18,8 @@ import altair as alt
 import numpy as np
 import polars as pl
 
+from sim.config import POLICIES
+
 #: Canonical name -> manifest columns that may hold it; where several are present, the first non-null value per row
 #: wins. Written for ``sim/running/sweep.py``'s manifest (config flattened to dotted keys, the row's own policy config as
 #: ``policy.<key>``, its summary metrics flattened, colliding metric names prefixed ``result.``, the benchmark as the
@@ -51,10 +53,10 @@ CALL_RATIO_PREFIX = "call_ratio."
 WIDE_PREFIX = "policies."
 #: Status values of a finished cell (others are failed or unfinished and left out, with a note).
 OK_STATUS = {"ok", "done", "success", "succeeded", "completed", "complete"}
-#: Policy kinds whose results depend on V (drawn as a line across V on the frontier).
-V_KINDS = {"messplus"}
-#: Policies that bound the frontier (see the future).
-BOUND_KINDS = {"offline_optimum", "oracle_hindsight"}
+#: Policy kinds whose results depend on V (drawn as a line across V on the frontier): from the registry.
+V_KINDS = POLICIES.names(has_V=True)
+#: Policies that bound the frontier (see the future): from the registry.
+BOUND_KINDS = POLICIES.names(causal=False)
 
 METRICS = ("satisfaction", "cost", "violation")
 

@@ -31,7 +31,7 @@ from typing import Callable
 
 from sim import config as cfg
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]  # sim/running/bench.py -> the repository
 MODELS4 = ["m1", "m2", "m3", "m4"]
 
 
@@ -60,30 +60,23 @@ def _four_model_scenario(n: int, predictor: str, mode: str, tokens: int) -> dict
 
 def workload(n: int, predictor: str = "group_beta", mode: str = "sequential") -> Callable[[], int]:
     """A function that routes and evaluates ``n`` requests once (the timed part) and returns ``n``."""
-    from sim.world.engine import simulate
     from sim.evaluation.metrics import evaluate
-    from sim.policies.registry import build_router
+    from sim.policies.registry import build_router, policy_alpha
     from sim.rng import stream
-    from sim.running.runner import build_trace, capacities, feedback_draws
-    from sim.world.sequential import run_sequential
+    from sim.running.runner import build_trace, capacities, feedback_draws, run_policy
 
     scenario = cfg.validate_scenario(_four_model_scenario(n, predictor, mode, 24 if predictor == "logistic" else 0))
     trace = build_trace(scenario)
     given, delay = feedback_draws(scenario, trace.n)
     u_explore = stream(scenario.seed, "explore").random(trace.n)
     caps = capacities(trace, scenario)
-    o = trace.outcomes
     policy = scenario.policies[0]
 
     def once() -> tuple[float, int]:
         router = build_router(policy, trace, scenario.alpha, scenario.seed, u_explore)
         t0 = time.perf_counter()
-        if mode == "sequential":
-            decisions = run_sequential(router, o.sat, o.cost, given)
-            decisions["feedback_given"] = given
-        else:
-            decisions, _ = simulate(router, trace.arrival_s, o.latency_s, o.cost, o.sat, caps, given, delay)
-        _, summary = evaluate(trace, decisions, float(router.fp[1]), mode == "sequential")
+        decisions = run_policy(scenario, trace, router, caps, given, delay)[0]
+        _, summary = evaluate(trace, decisions, policy_alpha(policy, scenario.alpha))
         elapsed = time.perf_counter() - t0
         assert summary["requests"] == n
         return elapsed, n

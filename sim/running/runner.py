@@ -31,7 +31,8 @@ from sim.evaluation.guarantees import GUARANTEE_COLUMNS, policy_guarantees
 from sim.memory import release_free_memory
 from sim.evaluation.metrics import evaluate, q_before, request_frame
 from sim.evaluation.sla import verdict
-from sim.policies.registry import build_router, describe, facts
+from sim.policies.plugin import wrap_router
+from sim.policies.registry import build_router, describe, facts, policy_alpha
 from sim.rng import stream
 from sim.world.sequential import run_sequential
 from sim.world.serving import Serving
@@ -112,9 +113,10 @@ class RunResult:
 
 def simulate_scenario(scenario: cfg.Scenario, trace: Trace | None = None,
                       progress: Callable[[str, int, int], None] | None = None,
-                      sink: "ResultStream | None" = None) -> RunResult:
+                      sink: "ResultStream | None" = None, routers: dict[str, object] | None = None) -> RunResult:
     """Route the trace under every policy of the scenario. Pure: writes nothing, unless ``sink`` is given: then
-    each policy's requests and occupancy go to it as they are made, and the result holds only the summary."""
+    each policy's requests and occupancy go to it as they are made, and the result holds only the summary.
+    ``routers``: router objects made by the caller for ``python`` policies of those names (sim.run)."""
     trace = trace if trace is not None else build_trace(scenario)
     sequential = scenario.engine.mode == "sequential"
     caps = capacities(trace, scenario)
@@ -130,30 +132,19 @@ def simulate_scenario(scenario: cfg.Scenario, trace: Trace | None = None,
         # they can go as soon as its decisions are made (10^7-request runs, docs/performance.md).
         given, delay = feedback_draws(scenario, trace.n)
         u_explore = stream(scenario.seed, "explore").random(trace.n)
-        router = build_router(policy, trace, scenario.alpha, scenario.seed, u_explore)
+        if routers and policy.kind == "python" and label in routers:
+            router = wrap_router(routers[label], trace, policy_alpha(policy, scenario.alpha), label)
+        else:
+            router = build_router(policy, trace, scenario.alpha, scenario.seed, u_explore)
         router.set_availability(avail)
         tick = (lambda done, label=label: progress(label, done, trace.n)) if progress else None
-        if sequential:
-            decisions = run_sequential(router, o.sat, o.cost, given)
-            decisions["feedback_given"] = given
-            ptrace = trace
-            if tick:
-                tick(trace.n)
-        else:
-            serving, ptrace = None, trace
-            if scenario.profiled:  # service times and energy depend on the load, so every policy gets its own copy
-                cost = o.cost.copy()
-                energy = cost if scenario.objective == "energy_j" else (None if o.energy_j is None else o.energy_j.copy())
-                ptrace = replace(trace, outcomes=replace(o, cost=cost, energy_j=energy))
-                serving = Serving(scenario, ptrace, cost, energy)
-            decisions, occ = simulate(router, trace.arrival_s, o.latency_s, ptrace.outcomes.cost, o.sat, caps, given,
-                                      delay, progress=tick, serving=serving,
-                                      occupancy_sink=None if sink is None else sink.occupancy(label, trace.models))
-            if occ is not None:
-                occupancy.append(occupancy_frame(label, trace.models, occ))
+        decisions, occ, serving, ptrace = run_policy(scenario, trace, router, caps, given, delay, tick,
+                                                     None if sink is None else sink.occupancy(label, trace.models))
+        if occ is not None:
+            occupancy.append(occupancy_frame(label, trace.models, occ))
         given = delay = u_explore = router.u_explore = None
-        alpha = float(router.fp[1]) if policy.kind == "messplus" else scenario.alpha
-        cols, summary = evaluate(ptrace, decisions, alpha, sequential)
+        alpha = policy_alpha(policy, scenario.alpha)
+        cols, summary = evaluate(ptrace, decisions, alpha)
         policies[label] = {**describe(policy), **summary, **facts(policy, trace, alpha),
                            "sla": verdict(summary["satisfaction"], alpha, summary["requests"])}
         if not sequential and serving is not None:
@@ -196,6 +187,34 @@ def warn_infeasible(name: str, policies: dict) -> None:
         reason = policies[out[0]]["infeasible_reason"]
         print(f"warning: {name}: the SLA target is out of reach ({reason}); infeasible for: {', '.join(out)}",
               file=sys.stderr)
+
+
+def run_policy(scenario: cfg.Scenario, trace: Trace, router, caps: list[float], given: np.ndarray,
+               delay: np.ndarray, tick=None, occupancy_sink=None):
+    """Route the trace under one router in the scenario's engine; both engines return the same decision columns.
+
+    Returns (decisions, occupancy or None, serving or None, the trace the costs were charged on). In sequential
+    mode there is no clock: ``start_s = end_s = arrival_s``, and ``feedback_s`` is the arrival time where
+    feedback was given (NaN elsewhere).
+    """
+    o = trace.outcomes
+    if scenario.engine.mode == "sequential":
+        decisions = run_sequential(router, o.sat, o.cost, given)
+        arrival = trace.arrival_s
+        decisions.update(start_s=arrival, end_s=arrival, feedback_s=np.where(given, arrival, np.nan),
+                         feedback_given=given)
+        if tick:
+            tick(trace.n)
+        return decisions, None, None, trace
+    serving, ptrace = None, trace
+    if scenario.profiled:  # service times and energy depend on the load, so every policy gets its own copy
+        cost = o.cost.copy()
+        energy = cost if scenario.objective == "energy_j" else (None if o.energy_j is None else o.energy_j.copy())
+        ptrace = replace(trace, outcomes=replace(o, cost=cost, energy_j=energy))
+        serving = Serving(scenario, ptrace, cost, energy)
+    decisions, occ = simulate(router, trace.arrival_s, o.latency_s, ptrace.outcomes.cost, o.sat, caps, given,
+                              delay, progress=tick, serving=serving, occupancy_sink=occupancy_sink)
+    return decisions, occ, serving, ptrace
 
 
 def occupancy_frame(label: str, models: list[str], occ) -> pl.DataFrame:
@@ -370,7 +389,7 @@ def group_runs(scenario: cfg.Scenario, trace: Trace):
 
 
 def run_scenario(scenario: cfg.Scenario, out: Path, overwrite: bool = False, progress=None,
-                 trace: Trace | None = None) -> RunResult:
+                 trace: Trace | None = None, routers: dict[str, object] | None = None) -> RunResult:
     """Simulate and write; ``trace`` (the scenario's built trace, e.g. a sweep's shared one) skips building it."""
     out = Path(out)
     check_out_dir(out, cfg.resolved_yaml(scenario), overwrite)
@@ -387,7 +406,7 @@ def run_scenario(scenario: cfg.Scenario, out: Path, overwrite: bool = False, pro
         write_json(out / "summary.json", with_provenance(summary, scenario))
         write_text(out / "scenario.resolved.yaml", cfg.resolved_yaml(scenario))
         return RunResult(summary)
-    with ResultStream(out, parquet_metadata(cfg.resolved_yaml(scenario))) as sink:  # results go to disk as each policy finishes, in row groups
-        result = simulate_scenario(scenario, trace, progress=progress, sink=sink)
+    with ResultStream(out, parquet_metadata(cfg.resolved_yaml(scenario))) as sink:  # written as each policy ends
+        result = simulate_scenario(scenario, trace, progress=progress, sink=sink, routers=routers)
         sink.commit(result.summary, scenario)
     return result

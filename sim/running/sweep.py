@@ -527,6 +527,9 @@ def _run_local(out: str, trace_tasks, chunks, workers: int, finished) -> None:
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
     from concurrent.futures.process import BrokenProcessPool
 
+    from sim.process import prepare
+
+    prepare()  # the workers inherit it (a no-op under the CLI, which has set it already)
     # Compile once here, into numba's on-disk cache: workers then load the kernels instead of racing to compile.
     warm_numba()
     # Not plain fork: polars' (and numba's) thread pools do not survive a fork of a process that has used them,

@@ -31,7 +31,7 @@ from simpy.core import URGENT
 from simpy.events import Event
 
 from sim.world.nrt import borrow
-from sim.policies.router import Router, complete, decide_and_record, feedback
+from sim.policies.router import Router, complete, decide_and_record, feedback, unflatten
 
 OCC_CHUNK = 1 << 16  # occupancy records are compacted into numpy arrays this many at a time
 
@@ -62,39 +62,26 @@ class Occupancy:
 
 @nb.njit(cache=True)
 def _deliver_and_decide(t, pending, n_pending, cost, sat, model_out, explored_out, p_out, qt_out, shat_out,
-                        ip, fp, q_tracked, ehat, ecount, plan, u_explore, shat, avail, mask_buf,
-                        kind, hyper, matrix, beta_a, beta_b, weights, bias, vel_w, vel_b, indptr, index, value,
-                        groups, fdim):
+                        *bundle):
     """Apply the completions and feedback delivered since the last decision, in delivery order, then decide t.
 
     ``pending[i] = 2 u + 0`` is "request u's service ended", ``2 u + 1`` "u's feedback arrived". The router's
     state is read only by ``decide``, so applying them here, just before the next decision, is the same as
     applying each in its own event callback; it costs one call from Python per request instead of three.
-    ``t < 0`` only delivers (at the end of the run, or when the buffer is full).
+    ``t < 0`` only delivers (at the end of the run, or when the buffer is full). ``bundle`` is ``Router.flat()``.
     """
     cost, sat, model_out, explored_out = borrow(cost), borrow(sat), borrow(model_out), borrow(explored_out)
-    p_out, qt_out, shat_out, ip, fp = borrow(p_out), borrow(qt_out), borrow(shat_out), borrow(ip), borrow(fp)
-    q_tracked, ehat, ecount, plan = borrow(q_tracked), borrow(ehat), borrow(ecount), borrow(plan)
-    u_explore, shat, avail, mask_buf = borrow(u_explore), borrow(shat), borrow(avail), borrow(mask_buf)
-    hyper, matrix, beta_a, beta_b = borrow(hyper), borrow(matrix), borrow(beta_a), borrow(beta_b)
-    weights, bias, vel_w, vel_b = borrow(weights), borrow(bias), borrow(vel_w), borrow(vel_b)
-    indptr, index, value, groups = borrow(indptr), borrow(index), borrow(value), borrow(groups)
+    p_out, qt_out, shat_out = borrow(p_out), borrow(qt_out), borrow(shat_out)
+    params, state, pred = unflatten(bundle)
     for i in range(n_pending):
         u = pending[i] >> 1
         if pending[i] & 1 == 0:
-            complete(u, model_out[u], explored_out[u], cost[u], sat[u], ip, ehat, ecount, mask_buf,
-                     kind, hyper, matrix, beta_a, beta_b, weights, bias, vel_w, vel_b, indptr, index, value, groups,
-                     fdim)
+            complete(u, model_out[u], explored_out[u], cost[u], sat[u], params, state, pred)
         else:
-            feedback(u, model_out[u], explored_out[u], sat[u], ip, fp, q_tracked, mask_buf,
-                     kind, hyper, matrix, beta_a, beta_b, weights, bias, vel_w, vel_b, indptr, index, value, groups,
-                     fdim)
+            feedback(u, model_out[u], explored_out[u], sat[u], params, state, pred)
     if t < 0:
         return 0, False
-    return decide_and_record(t, ip, fp, q_tracked, ehat, plan, u_explore, shat, avail,
-                             model_out, explored_out, p_out, qt_out, shat_out,
-                             kind, hyper, matrix, beta_a, beta_b, weights, bias, vel_w, vel_b, indptr, index, value,
-                             groups, fdim)
+    return decide_and_record(t, params, state, pred, model_out, explored_out, p_out, qt_out, shat_out)
 
 
 class _OccupancyLog:
@@ -156,17 +143,20 @@ def simulate(router: Router, arrival_s: np.ndarray, latency_s: np.ndarray, cost:
     occ = _OccupancyLog(occupancy_sink)
     rows = occ.rows
     served = n_models - 1  # an exploration serves the largest model's answer
-    state = (router.ip, router.fp, router.q_tracked, router.ehat, router.ecount, router.plan, router.u_explore,
-             router.shat, router.avail, router.mask, *router.pargs)
+    kernel = getattr(router, "deliver_and_decide", None)  # a Python router (sim/policies/plugin.py)
+    if kernel is not None:
+        state = ()
+    else:
+        kernel = _deliver_and_decide
+        state = router.flat()
     pending = np.zeros(4096, np.int64)
     n_pending = 0
     schedule = _At
-    kernel = _deliver_and_decide
     step = max(1, n // 200)
 
     def deliver_and_decide(t):
         nonlocal n_pending
-        m, explored = _deliver_and_decide(t, pending, n_pending, cost, sat, model_out, explored_out, p_out, qt_out,
+        m, explored = kernel(t, pending, n_pending, cost, sat, model_out, explored_out, p_out, qt_out,
                                           shat_out, *state)
         n_pending = 0
         return m, explored
