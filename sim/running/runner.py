@@ -177,7 +177,8 @@ def simulate_scenario(scenario: cfg.Scenario, trace: Trace | None = None,
         "model_mean_cost": {m: float(o.cost[:, i].mean()) for i, m in enumerate(trace.models)},
         "policies": policies,
     }
-    return RunResult(summary, frames, pl.concat(occupancy) if occupancy else None)
+    # the summary in memory is the one summary.json holds (sim.run returns it): provenance included
+    return RunResult(with_provenance(summary, scenario), frames, pl.concat(occupancy) if occupancy else None)
 
 
 def warn_infeasible(name: str, policies: dict) -> None:
@@ -403,7 +404,8 @@ def run_scenario(scenario: cfg.Scenario, out: Path, overwrite: bool = False, pro
                 sink.commit(result.summary, sub_scenario)
             groups[g] = result.summary
         summary = {"scenario": scenario.name, "seed": scenario.seed, "split_by": "group", "groups": groups}
-        write_json(out / "summary.json", with_provenance(summary, scenario))
+        summary = with_provenance(summary, scenario)
+        write_json(out / "summary.json", summary)
         write_text(out / "scenario.resolved.yaml", cfg.resolved_yaml(scenario))
         return RunResult(summary)
     with ResultStream(out, parquet_metadata(cfg.resolved_yaml(scenario))) as sink:  # written as each policy ends
