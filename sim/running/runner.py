@@ -30,6 +30,7 @@ from sim.memory import release_free_memory
 from sim.evaluation.metrics import evaluate, q_before, request_frame
 from sim.policies.registry import build_router, describe
 from sim.rng import stream
+from sim.running import paths
 from sim.world.sequential import run_sequential
 from sim.world.serving import Serving
 from sim.trace.synth import synth_columns, synth_provenance
@@ -347,21 +348,31 @@ def run_scenario(scenario: cfg.Scenario, out: Path, overwrite: bool = False, pro
                  trace: Trace | None = None) -> RunResult:
     """Simulate and write; ``trace`` (the scenario's built trace, e.g. a sweep's shared one) skips building it."""
     out = Path(out)
+    paths.encode_name(scenario.name, "scenario name")  # too long for a folder: say so now, not after simulating
+    paths.check_output_path(out)
     check_out_dir(out, cfg.resolved_yaml(scenario), overwrite)
+    if paths.lock_is_held(out):  # say so before simulating; output_lock below is what makes it safe
+        raise UserError(f"output {out}: another sim process is writing there; wait for it or use another --out")
     if scenario.split_by == "group":
         trace = trace if trace is not None else build_trace(scenario)
+        # Group names come from the scenario or the trace: encoded, never joined raw (sim/running/paths.py)
+        folders = paths.folder_names(trace.features.group_names, "group name")
         groups = {}
-        for g, sub_scenario, sub in group_runs(scenario, trace):
-            tick = (lambda label, done, total, g=g: progress(f"{g}: {label}", done, total)) if progress else None
-            with ResultStream(out / "groups" / g) as sink:
-                result = simulate_scenario(sub_scenario, sub, progress=tick, sink=sink)
-                sink.commit(result.summary, sub_scenario)
-            groups[g] = result.summary
-        summary = {"scenario": scenario.name, "seed": scenario.seed, "split_by": "group", "groups": groups}
-        write_json(out / "summary.json", summary)
-        write_text(out / "scenario.resolved.yaml", cfg.resolved_yaml(scenario))
+        with paths.output_lock(out):
+            check_out_dir(out, cfg.resolved_yaml(scenario), overwrite)  # again, now that no one else writes here
+            for g, sub_scenario, sub in group_runs(scenario, trace):
+                tick = (lambda label, done, total, g=g: progress(f"{g}: {label}", done, total)) if progress else None
+                with ResultStream(out / "groups" / folders[g]) as sink:
+                    result = simulate_scenario(sub_scenario, sub, progress=tick, sink=sink)
+                    sink.commit(result.summary, sub_scenario)
+                groups[g] = result.summary
+            summary = {"scenario": scenario.name, "seed": scenario.seed, "split_by": "group", "groups": groups}
+            write_json(out / "summary.json", summary)
+            write_text(out / "scenario.resolved.yaml", cfg.resolved_yaml(scenario))
         return RunResult(summary)
-    with ResultStream(out) as sink:  # results go to disk as each policy finishes, in row groups
-        result = simulate_scenario(scenario, trace, progress=progress, sink=sink)
-        sink.commit(result.summary, scenario)
+    with paths.output_lock(out):  # one writer per folder; a failed run removes the folder it created
+        check_out_dir(out, cfg.resolved_yaml(scenario), overwrite)  # again, now that no one else writes here
+        with ResultStream(out) as sink:  # results go to disk as each policy finishes, in row groups
+            result = simulate_scenario(scenario, trace, progress=progress, sink=sink)
+            sink.commit(result.summary, scenario)
     return result
