@@ -35,6 +35,9 @@ def register(sub) -> None:
 
 
 def main(args) -> int:
+    from sim.running.paths import check_regular_target
+
+    check_regular_target(args.out)  # before synthesising: a device or FIFO is never replaced
     seed = 42
     if args.spec:
         raw = cfg.read_scenario_file(args.spec)

@@ -21,7 +21,7 @@ import polars as pl
 import pyarrow.parquet as pq
 
 from sim import config as cfg
-from sim.atomic import atomic_path, remove_stale_temps, write_json, write_text
+from sim.atomic import atomic_path, durable_replace, remove_stale_temps, write_json, write_text
 from sim.world.engine import simulate
 from sim.world.events import apply_trace_events, availability, recovery
 from sim.errors import UserError
@@ -254,7 +254,7 @@ class ResultStream:
             (out / "report.html").unlink(missing_ok=True)  # nor the old scenario's report next to new results
         for name in ("requests.parquet", "occupancy.parquet"):
             if name in self.temps:
-                os.replace(self.temps.pop(name), out / name)
+                durable_replace(self.temps.pop(name), out / name)
             else:
                 (out / name).unlink(missing_ok=True)
         remove_stale_temps(out, RESULT_FILES)  # a killed earlier run's leftovers (ours are renamed by now)

@@ -257,6 +257,9 @@ def open_parquet(path: str | Path, what: str, meta_key: bytes, hint: str = "") -
         raise UserError(f"{what} {path}: no such file")
     if p.is_dir():
         raise UserError(f"{what} {path}: is a directory, expected a Parquet file")
+    from sim.running.paths import check_regular_input
+
+    check_regular_input(p, what)  # a FIFO or device would block or never end
     try:
         file = pq.ParquetFile(p, page_checksum_verification=True)
     except (pa.ArrowException, OSError) as e:
