@@ -511,6 +511,8 @@ def check_yaml_size(data: Any, where: str) -> None:
     stack: list[tuple[Any, int, bool]] = [(data, 0, False)]
     while stack:
         node, depth, finished = stack.pop()
+        if not isinstance(node, (dict, list)):
+            continue
         children = list(node.values()) if isinstance(node, dict) else node
         if finished:
             open_nodes.discard(id(node))

@@ -24,7 +24,7 @@ from sim.errors import UserError
 
 FORMAT_VERSION = 1
 META_KEY = b"messplus_sim"
-MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
+MODEL_NAME = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9._+-]*\Z")  # \Z: '$' would accept a trailing newline
 COST_FAMILIES = ("energy_j", "cost_usd")
 # Per-model column families: (prefix, required, integer?)
 PER_MODEL = {
@@ -209,6 +209,9 @@ def check_values(name: str, column: pa.ChunkedArray, where: str) -> np.ndarray:
     if name != "request_id" and (a > MAX_VALUE).any():
         raise UserError(f"{where}: column {name!r} has value(s) above {MAX_VALUE:g}, first at row "
                         f"{int(np.argmax(a > MAX_VALUE))} (times, costs and tokens must be plausible)")
+    if name == "request_id" and a.dtype.kind == "u" and (a > np.iinfo(np.int64).max).any():
+        raise UserError(f"{where}: column 'request_id' has value(s) of 2^63 or more, first at row "
+                        f"{int(np.argmax(a > np.iinfo(np.int64).max))} (it is read as int64)")
     if name == "request_id" and a.dtype.kind == "f" and ((a != np.floor(a)).any() or (a >= 2.0**53).any()):
         raise UserError(f"{where}: column 'request_id' must hold whole numbers (it is read as int64)")
     if name.split("__", 1)[0] in ("sat", "p_true", "pred") and (a > 1).any():
