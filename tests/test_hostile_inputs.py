@@ -789,3 +789,70 @@ def test_a_model_name_with_a_trailing_newline_is_refused(capsys, tmp_path):
     raw["trace"]["synth"]["groups"]["g"] = {"accuracy": {"a\n": 0.4, "b": 0.7}, "energy_j": {"a\n": 1.0, "b": 10.0}}
     raw["policies"] = [{"kind": "always", "model": "b"}]
     assert_one_line_error(capsys, tmp_path, write_yaml(tmp_path, raw), "may only use letters")
+
+
+def descendants(pid: int) -> set[int]:
+    """Every living process below ``pid`` (from /proc)."""
+    children: dict[int, list[int]] = {}
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                ppid = int((d / "stat").read_bytes().rsplit(b")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(d.name))
+    found, todo = set(), [pid]
+    while todo:
+        for c in children.get(todo.pop(), []):
+            found.add(c)
+            todo.append(c)
+    return found
+
+
+def running(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_bytes().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except (OSError, IndexError):
+        return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
+def test_sweep_workers_die_with_their_parent(tmp_path):
+    """kill -9 of `sim sweep --workers 2`: the fork server and the workers end too, and a pipe reading the
+    sweep's output (`sim sweep | tee`) reaches its end."""
+    import select
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    raw = copy.deepcopy(BASE)
+    raw["trace"]["synth"]["requests"] = 5000
+    raw["sweep"] = {"grid": {"seed": list(range(1, 200))}}
+    scenario = write_yaml(tmp_path, raw)
+    out = tmp_path / "sw"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    proc = subprocess.Popen([sys.executable, "-m", "sim", "sweep", str(scenario), "--out", str(out), "--workers", "2",
+                             "-q"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
+    try:
+        deadline = time.monotonic() + 120
+        while len(descendants(proc.pid)) < 3 or not list((out / "cells").glob("*")):  # the workers are at work
+            assert time.monotonic() < deadline and proc.poll() is None, "the sweep did not start its workers"
+            time.sleep(0.2)
+        below = descendants(proc.pid)
+        assert len(below) >= 3  # the fork server and two workers
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        deadline = time.monotonic() + 20
+        while any(running(p) for p in below):
+            assert time.monotonic() < deadline, f"still running after the parent died: {below}"
+            time.sleep(0.1)
+        ready, _, _ = select.select([proc.stdout], [], [], 10)
+        assert ready and proc.stdout.read() == b"", "someone still holds the sweep's stdout"
+        done = len(list((out / "cells").glob("*/_complete.json")))
+        time.sleep(1.5)
+        assert len(list((out / "cells").glob("*/_complete.json"))) == done, "cells still being written"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.stdout.close()
