@@ -59,6 +59,8 @@ def main(args) -> int:
             arr = {"process": "gamma", "rate": arr.get("rate", 1.0), "cv": args.cv}
         raw["arrivals"] = arr
     seed = args.seed if args.seed is not None else seed
+    if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**63:
+        raise UserError(f"seed {seed!r}: must be a whole number from 0 to 2^63 - 1")
     try:
         spec = cfg.SynthTrace.model_validate(raw)
     except cfg.ValidationError as err:
