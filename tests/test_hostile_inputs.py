@@ -856,3 +856,112 @@ def test_sweep_workers_die_with_their_parent(tmp_path):
         if proc.poll() is None:
             proc.kill()
         proc.stdout.close()
+
+
+# --------------------------------------------------------------------------------------- tracebacks found late (issue 12.9)
+
+def with_column(name, value):
+    def apply(cols):
+        cols[name] = value(len(cols["request_id"])) if callable(value) else value
+        return cols
+    return apply
+
+
+@pytest.mark.parametrize("case, change, phrase", [
+    ("ragged embedding", with_column("embedding", lambda n: [[1.0, 2.0]] * (n - 1) + [[1.0]]), "equal-length"),
+    ("null embedding row", with_column("embedding", lambda n: pa.array([[1.0, 2.0]] * (n - 1) + [None])),
+     "equal-length"),
+    ("string embedding", with_column("embedding", lambda n: ["x"] * n), "must hold a list of numbers"),
+    ("integer text", with_column("text", lambda n: list(range(n))), "'text' must hold text"),
+    ("binary text", with_column("text", lambda n: pa.array([b"ab"] * n, pa.binary())), "'text' must hold text"),
+    ("list group", with_column("group", lambda n: [["a"]] * n), "'group' must hold text or integers"),
+    ("non-UTF-8 group", with_column("group", lambda n: pa.array([b"\xff\xfe"] * n, pa.binary())),
+     "'group' must hold text or integers"),
+])
+def test_trace_columns_of_the_wrong_type(capsys, tmp_path, case, change, phrase):
+    trace = write_trace(tmp_path / "t.parquet", change(trace_columns()))
+    assert_one_line_error(capsys, tmp_path, trace_scenario(tmp_path, trace), phrase)
+    if "group" in case:  # `trace info` reads the group column too
+        rc = main(["trace", "info", str(trace)])
+        err = capsys.readouterr().err
+        assert rc == 2 and err.count("\n") == 1 and phrase in err, err
+
+
+def test_duplicate_column_names(capsys, tmp_path):
+    t = pa.table(trace_columns())
+    t = pa.Table.from_arrays(list(t.columns) + [t.column("group")], names=t.column_names + ["group"])
+    pq.write_table(t, tmp_path / "t.parquet")
+    assert_one_line_error(capsys, tmp_path, trace_scenario(tmp_path, tmp_path / "t.parquet"), "more than once")
+    assert main(["trace", "info", str(tmp_path / "t.parquet")]) == 2
+    assert "more than once" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("meta, phrase", [
+    (b'{"format_version": 1, "models": 5}', "models must be a list of names"),
+    (b'{"format_version": "2", "models": ["a", "b"]}', "format_version must be an integer"),
+    (b'[1, 2]', "must be a JSON object, found list"),
+    (b'null', "must be a JSON object, found NoneType"),
+    (b'{"format_version": 1, "models": ["a", "b"], "cost_unit": 3}', "cost_unit must be text"),
+])
+def test_malformed_metadata(capsys, tmp_path, meta, phrase):
+    trace = write_trace(tmp_path / "t.parquet", trace_columns(), meta_bytes=meta)
+    assert_one_line_error(capsys, tmp_path, trace_scenario(tmp_path, trace), phrase)
+    assert main(["trace", "info", str(trace)]) == 2
+    assert phrase in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("finished")
+    raw = copy.deepcopy(BASE)
+    assert main(["run", str(write_yaml(root, raw)), "--out", str(root / "run"), "-q", "--no-report"]) == 0
+    raw["sweep"] = {"grid": {"alpha": [0.4, 0.5]}}
+    assert main(["sweep", str(write_yaml(root, raw, "sw.yaml")), "--out", str(root / "sweep"), "-q",
+                 "--workers", "1"]) == 0
+    return root
+
+
+@pytest.mark.parametrize("folder, file, damage", [
+    ("run", "summary.json", b"{nope"),
+    ("run", "summary.json", b""),
+    ("run", "requests.parquet", "half"),
+    ("sweep", "manifest.parquet", b"garbage" * 10),
+])
+def test_report_on_a_damaged_folder(capsys, tmp_path, finished_run, folder, file, damage):
+    import shutil
+
+    d = tmp_path / folder
+    shutil.copytree(finished_run / folder, d)
+    good = (d / file).read_bytes()
+    (d / file).write_bytes(good[:len(good) // 2] if damage == "half" else damage)
+    before = snapshot(tmp_path)
+    rc = main(["report", str(d)])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and "damaged or incomplete result files" in err, err
+    assert snapshot(tmp_path) == before
+
+
+def test_seed_out_of_range_for_trace_synth(capsys, tmp_path):
+    rc = main(["trace", "synth", "-o", str(tmp_path / "t.parquet"), "--seed", "-1", "--requests", "10"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "must be a whole number from 0" in err and not (tmp_path / "t.parquet").exists()
+
+
+@pytest.mark.parametrize("flag, value", [("--rows", "1000000000000"), ("--rows", "0"), ("--seed", "-1")])
+def test_compose_counts_out_of_range(capsys, tmp_path, flag, value):
+    out = tmp_path / "t.parquet"
+    rc = main(["trace", "compose", "--outcomes", "a.parquet", "--arrivals", "b.parquet", "-o", str(out), flag, value])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and err.startswith(f"error: {flag} {value}:"), err
+    assert not out.exists()
+
+
+def test_more_requests_than_memory_is_refused_before_starting(capsys, tmp_path, monkeypatch):
+    from sim import memory
+
+    monkeypatch.setattr(memory, "available_bytes", lambda: 2 * 10**9)  # the same on every machine
+    raw = copy.deepcopy(BASE)
+    raw["trace"]["synth"]["requests"] = 1_000_000_000
+    assert_one_line_error(capsys, tmp_path, write_yaml(tmp_path, raw), "GB of memory")
+    rc = main(["trace", "synth", "-o", str(tmp_path / "t.parquet"), "--requests", "1000000000"])
+    assert rc == 2 and "GB of memory" in capsys.readouterr().err and not (tmp_path / "t.parquet").exists()

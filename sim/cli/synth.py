@@ -65,6 +65,9 @@ def main(args) -> int:
         spec = cfg.SynthTrace.model_validate(raw)
     except cfg.ValidationError as err:
         raise UserError(cfg.describe_validation_error(err, "synth")) from None
+    from sim.memory import check_fits
+
+    check_fits(spec.requests, len(spec.models), "synth")  # before a MemoryError, not after
     df, models = synth_frame(spec, seed)
     write_trace(df, args.out, models, synth_provenance(spec, seed))
     print(f"wrote {args.out}: {df.height:,} requests, models {models}")

@@ -42,6 +42,9 @@ def build_trace(scenario: cfg.Scenario) -> Trace:
     src = scenario.trace
     drop = () if scenario.profiled else ("prompt_tokens", "output_tokens")  # read only by GPU profiles
     if src.synth is not None:
+        from sim.memory import check_fits
+
+        check_fits(src.synth.requests, len(src.synth.models), "trace.synth")  # before a MemoryError, not after
         cols, models = synth_columns(src.synth, scenario.seed)
         trace = build(DictColumns(cols), models, path="<synth>", provenance=synth_provenance(src.synth, scenario.seed),
                       objective=scenario.objective, drop=drop)

@@ -195,7 +195,7 @@ def check_schema(src, models: list[str], where: str) -> None:
             raise UserError(f"{where}: column {name!r} must be numeric, found {src.schema[name]}")
     kinds = {"group": "text or integers", "text": "text", "embedding": "a list of numbers per row"}
     for name, ok in (("group", lambda t: t in (pl.Utf8, pl.Categorical) or isinstance(t, pl.Enum) or t.is_integer()),
-                     ("text", lambda t: t == pl.Utf8),
+                     ("text", lambda t: t in (pl.Utf8, pl.Null)),  # Null: a synthetic trace without text
                      ("embedding", lambda t: isinstance(t, (pl.List, pl.Array)) and t.inner.is_numeric())):
         if name in src.columns and not ok(src.schema[name]):
             raise UserError(f"{where}: column {name!r} must hold {kinds[name]}, found {src.schema[name]}")
