@@ -12,7 +12,7 @@ Rules (docs/invariants.md, "Security"):
   a different configuration never lands on another's results.
 - One writer per output folder: :func:`output_lock` takes ``fcntl.flock`` on ``<out>/.sim.lock``; a second
   writer refuses at once with one line (it does not wait: a sweep can hold a folder for hours). The lock file
-  stays (removing it would let a third writer lock a new file while the second still holds the old one).
+  is removed when the writer is done (see :func:`output_lock` for why that is safe).
 """
 
 from __future__ import annotations
@@ -142,7 +142,12 @@ def check_regular_input(path: Path, what: str) -> None:
 def output_lock(out: Path) -> Iterator[None]:
     """Hold the output folder's lock while writing into it. Creates ``out`` (and its missing parents); when the
     body fails, removes what it created, so a failed run leaves nothing behind. A folder locked by another
-    process is a :class:`UserError` (one line), raised before anything is written."""
+    process is a :class:`UserError` (one line), raised before anything is written.
+
+    The lock file is removed on the way out, while it is still locked, so a result folder holds only results.
+    That is safe because a writer that gets the lock checks that the file it locked is still the one at
+    ``<out>/.sim.lock`` (same inode) and otherwise tries again: a writer that opened the file just before it was
+    removed can never share the folder with one that made a new lock file."""
     import fcntl
 
     out = Path(out)
@@ -153,26 +158,32 @@ def output_lock(out: Path) -> Iterator[None]:
         created.append(d)
         d = d.parent
     lock_path = out / LOCK_FILE
-    new_lock = False
     fd = None
     try:
         out.mkdir(parents=True, exist_ok=True)
-        new_lock = not lock_path.exists()
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0), 0o666)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            new_lock = False
-            raise UserError(f"output {out}: another sim process is writing there (it holds {lock_path}); "
-                            "wait for it or use another --out") from None
+        while fd is None:
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0), 0o666)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                fd = None
+                raise UserError(f"output {out}: another sim process is writing there (it holds {lock_path}); "
+                                "wait for it or use another --out") from None
+            try:
+                same = os.stat(lock_path, follow_symlinks=False).st_ino == os.fstat(fd).st_ino
+            except FileNotFoundError:
+                same = False
+            if not same:  # removed by the writer that held it, after we opened it: lock the current one
+                os.close(fd)
+                fd = None
         yield
     except BaseException:
-        if fd is not None:
-            os.close(fd)
-            fd = None
-            if new_lock:  # a failed run leaves nothing behind, not even the lock file it made
-                lock_path.unlink(missing_ok=True)
         for folder in created:  # innermost first; stops at the first one that is not empty
+            if folder == out and fd is not None:
+                lock_path.unlink(missing_ok=True)
+                os.close(fd)
+                fd = None
             try:
                 folder.rmdir()
             except OSError:
@@ -180,6 +191,7 @@ def output_lock(out: Path) -> Iterator[None]:
         raise
     finally:
         if fd is not None:
+            lock_path.unlink(missing_ok=True)  # still locked: see the docstring
             os.close(fd)
 
 
