@@ -1,7 +1,13 @@
-"""Write files so that a crash never leaves half of one behind: write a temporary sibling, then rename."""
+"""Write files so that a crash never leaves half of one behind: write a temporary sibling, then rename.
+
+The temporary file is flushed to the disk (``fsync``) before the rename, and the folder after it, so that after
+a power loss a file is either the old one or the whole new one, and a file written after another (a sweep's
+``_complete.json`` after the cell's data) never reaches the disk before it. Cost: docs/performance.md.
+"""
 
 from __future__ import annotations
 
+import errno
 import glob
 import json
 import os
@@ -18,6 +24,9 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     On any exception the temporary file is removed and ``path`` is left exactly as it was.
     """
     path = Path(path)
+    from sim.running.paths import check_regular_target
+
+    check_regular_target(path)  # never replace a device, FIFO, socket or folder with our file
     path.parent.mkdir(parents=True, exist_ok=True)
     # The temporary file is created inside the try, so an interruption (Ctrl-C, SIGTERM via sim.cli) at any
     # moment after it exists removes it. Mode 0o666 minus the umask, like any new file (mkstemp's 0600 would
@@ -31,11 +40,30 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
             except FileExistsError:
                 tmp_path = None
         yield tmp_path
-        os.replace(tmp_path, path)
+        durable_replace(tmp_path, path)
     except BaseException:
         if tmp_path is not None:
             tmp_path.unlink(missing_ok=True)
         raise
+
+
+def fsync_path(path: str | os.PathLike, directory: bool = False) -> None:
+    """Flush a file's (or a folder's entries') data to the disk."""
+    fd = os.open(path, os.O_RDONLY | (getattr(os, "O_DIRECTORY", 0) if directory else 0))
+    try:
+        os.fsync(fd)
+    except OSError as e:
+        if e.errno not in (errno.EINVAL, errno.ENOTSUP):  # a file system that cannot sync a folder (some FUSE)
+            raise
+    finally:
+        os.close(fd)
+
+
+def durable_replace(tmp: str | os.PathLike, path: str | os.PathLike) -> None:
+    """Rename ``tmp`` over ``path`` so that it survives a power loss: data first, then the folder's entry."""
+    fsync_path(tmp)
+    os.replace(tmp, path)
+    fsync_path(Path(path).parent, directory=True)
 
 
 def remove_stale_temps(folder: Path, names) -> None:

@@ -550,7 +550,45 @@ def _construct_mapping(loader, node, deep=False):
 UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
-def parse_yaml(text: str, where: str) -> dict:
+#: Bounds on a YAML document once its aliases are expanded: a scenario is a few hundred values, so these only
+#: stop an alias bomb (9 levels of 9 aliases: 9^9 values from 800 bytes) or a nesting that exhausts the stack.
+MAX_YAML_VALUES = 100_000
+MAX_YAML_DEPTH = 64
+
+
+def check_yaml_size(data: Any, where: str) -> None:
+    """Refuse a document that refers to itself, nests deeper than :data:`MAX_YAML_DEPTH` or expands to more than
+    :data:`MAX_YAML_VALUES` values. One pass over the *shared* nodes (sizes memoised per object), so the check
+    costs what the document's text costs, not what its expansion would."""
+    sizes: dict[int, int] = {}
+    open_nodes: set[int] = set()
+    stack: list[tuple[Any, int, bool]] = [(data, 0, False)]
+    while stack:
+        node, depth, finished = stack.pop()
+        if not isinstance(node, (dict, list)):
+            continue
+        children = list(node.values()) if isinstance(node, dict) else node
+        if finished:
+            open_nodes.discard(id(node))
+            size = 1 + sum(sizes.get(id(c), 1) for c in children)
+            if size > MAX_YAML_VALUES:
+                raise UserError(f"{where}: the YAML expands to more than {MAX_YAML_VALUES:,} values "
+                                "(aliases of aliases?); write the scenario out")
+            sizes[id(node)] = size
+            continue
+        if id(node) in sizes:
+            continue
+        if id(node) in open_nodes:
+            raise UserError(f"{where}: the YAML refers to itself (an alias inside its own anchor)")
+        if depth > MAX_YAML_DEPTH:
+            raise UserError(f"{where}: the YAML nests deeper than {MAX_YAML_DEPTH} levels")
+        open_nodes.add(id(node))
+        stack.append((node, depth, True))
+        stack.extend((c, depth + 1, False) for c in children if isinstance(c, (dict, list)) and id(c) not in sizes)
+
+
+def load_yaml(text: str, where: str) -> Any:
+    """Any YAML value, safely: no tags, no duplicate keys, bounded size and nesting; every problem a UserError."""
     try:
         data = yaml.load(text, Loader=UniqueKeyLoader)
     except yaml.YAMLError as e:
@@ -558,6 +596,16 @@ def parse_yaml(text: str, where: str) -> dict:
         pos = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
         problem = getattr(e, "problem", None) or str(e).splitlines()[0]
         raise UserError(f"{where}: invalid YAML{pos}: {problem}") from None
+    except RecursionError:
+        raise UserError(f"{where}: the YAML nests deeper than {MAX_YAML_DEPTH} levels") from None
+    except ValueError as e:  # e.g. an integer literal of more than 4,300 digits (Python's conversion limit)
+        raise UserError(f"{where}: invalid YAML: {str(e).splitlines()[0]}") from None
+    check_yaml_size(data, where)
+    return data
+
+
+def parse_yaml(text: str, where: str) -> dict:
+    data = load_yaml(text, where)
     if data is None:
         raise UserError(f"{where}: the scenario is empty")
     if not isinstance(data, dict):
@@ -571,6 +619,9 @@ def read_scenario_file(path: str | Path) -> dict:
         raise UserError(f"{path}: no such file")
     if p.is_dir():
         raise UserError(f"{path}: is a directory, expected a YAML scenario file")
+    from sim.running.paths import check_regular_input
+
+    check_regular_input(p, "scenario")  # a FIFO or /dev/zero would block or never end
     try:
         text = p.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
@@ -587,10 +638,8 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
         if "=" not in item:
             raise UserError(f"--set {item!r}: expected key.path=value")
         path, raw = item.split("=", 1)
-        try:
-            value = yaml.safe_load(raw) if raw.strip() else None
-        except yaml.YAMLError:
-            raise UserError(f"--set {item!r}: the value is not valid YAML") from None
+        # The same loader as the file: duplicate keys, tags, bombs and deep nesting are refused here too
+        value = load_yaml(raw, f"--set {item[:60]!r}") if raw.strip() else None
         keys = path.strip().split(".")
         node: Any = data
         i = 0

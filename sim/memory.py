@@ -19,3 +19,31 @@ except (OSError, AttributeError):  # not glibc (macOS, musl): nothing to do
 def release_free_memory() -> None:
     if _trim is not None:
         _trim(0)
+
+
+#: A lower bound on what a run holds per request: request id, arrival and features (about 48 bytes) and per
+#: model at least satisfaction, cost, energy and latency (about 32 bytes). The measured peak is higher (1.79 GB
+#: for 10^7 requests and 2 models: docs/performance.md), so a run refused by this bound could never have fit.
+BYTES_PER_REQUEST = 48
+BYTES_PER_REQUEST_AND_MODEL = 32
+
+
+def available_bytes() -> int | None:
+    """Memory the system can still give (MemAvailable + SwapFree, Linux), or None where unknown."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            info = {line.split(":")[0]: int(line.split()[1]) * 1024 for line in f if line.split()[1:2]}
+        return info["MemAvailable"] + info.get("SwapFree", 0)
+    except (OSError, KeyError, ValueError, IndexError):
+        return None
+
+
+def check_fits(requests: int, models: int, what: str) -> None:
+    """Refuse, before anything is built, a run that cannot fit in memory (one line instead of a MemoryError)."""
+    from sim.errors import UserError
+
+    need = requests * (BYTES_PER_REQUEST + BYTES_PER_REQUEST_AND_MODEL * models)
+    have = available_bytes()
+    if have is not None and need > have:
+        raise UserError(f"{what}: {requests:,} requests x {models} models need at least {need / 1e9:.1f} GB of "
+                        f"memory and {have / 1e9:.1f} GB are available; use fewer requests")

@@ -103,7 +103,8 @@ def assert_clean(out: Path, sig: int, rc: int, err: str, expected: dict[str, byt
         assert "Traceback" not in err, err
         if rc == EXIT[sig]:
             assert err.strip().splitlines() == ["interrupted: partial outputs were discarded, completed files are intact"]
-    names = {p.name for p in out.iterdir()}
+    # The output lock (docs/invariants.md S4) is removed by its writer; only a SIGKILL (now or earlier) leaves it
+    names = {p.name for p in out.iterdir()} - {".sim.lock"}
     temps = {n for n in names if TEMP.match(n)}
     if sig != signal.SIGKILL:  # (an earlier SIGKILL's leftovers may remain until a run completes here)
         assert not temps - temps_before, f"temporary files left after {signal.Signals(sig).name}: {temps}"

@@ -25,6 +25,8 @@ def register(sub) -> None:
 
 
 def main(args) -> int:
+    import polars as pl
+
     from sim.report import render_report
 
     for d in args.dirs:
@@ -32,7 +34,17 @@ def main(args) -> int:
             raise UserError(f"{d}: not a folder")
     if args.out is not None and args.out.suffix.lower() not in (".html", ".htm"):
         raise UserError(f"{args.out}: the report is an HTML file (use a .html name)")
-    files = render_report(args.dirs, args.out, png=args.png, screenshot=args.screenshot)
+    try:
+        files = render_report(args.dirs, args.out, png=args.png, screenshot=args.screenshot)
+    except (ValueError, OSError, KeyError, TypeError, pl.exceptions.PolarsError) as e:  # a damaged result
+        # file: JSON, Parquet (pyarrow's errors derive from these), a summary with missing or mistyped fields
+        from sim.cli import signal_received
+
+        if signal_received() or isinstance(e, OSError) and not _is_damage(e):
+            raise
+        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise UserError(f"{', '.join(map(str, args.dirs))}: damaged or incomplete result files "
+                        f"({type(e).__name__}: {first})") from None
     if not args.quiet:
         size = files.html.stat().st_size
         print(f"report: {printable(files.html)}  ({files.charts} charts, {size / 1e6:.1f} MB, opens offline)")
@@ -43,3 +55,8 @@ def main(args) -> int:
         if args.screenshot:
             print(f"screenshot: {args.screenshot}")
     return 0
+
+
+def _is_damage(e: OSError) -> bool:
+    """An OSError that reports a malformed file (pyarrow's ArrowInvalid is one) rather than disk trouble."""
+    return e.errno is None

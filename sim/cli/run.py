@@ -14,6 +14,7 @@ from rich.table import Table
 from sim.text import printable, text
 
 from sim import config as cfg
+from sim.running.paths import default_run_folder
 from sim.running.runner import run_scenario
 
 
@@ -22,7 +23,7 @@ def register(sub) -> None:
                        description="Simulate every policy of SCENARIO on the same trace; write requests.parquet, "
                                    "summary.json and scenario.resolved.yaml to the output folder.")
     p.add_argument("scenario", help="scenario YAML file")
-    p.add_argument("--out", "-o", type=Path, help="result folder (default: results/<scenario name>)")
+    p.add_argument("--out", "-o", type=Path, help="result folder (default: results/<scenario name>-<short hash of its resolved config>)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE",
                    help="override a scenario value, e.g. --set alpha=0.6 --set policies.messplus.V=1e-3")
     p.add_argument("--overwrite", action="store_true", help="replace results of a different scenario in --out")
@@ -51,7 +52,8 @@ def progress_bar(enabled: bool):
 
 def main(args) -> int:
     scenario, _ = cfg.load_scenario(args.scenario, args.overrides)
-    out = args.out or Path("results") / scenario.name
+    # Default: results/<safe name>-<hash of the resolved config> (sim/running/paths.py): never another's folder
+    out = args.out or default_run_folder(scenario.name, cfg.resolved_yaml(scenario))
     show = scenario.engine.progress and not args.quiet and sys.stderr.isatty()
     if not args.quiet and not kernels_cached():
         print("compiling kernels (once: about 10 s; later runs load them from the cache)", file=sys.stderr,

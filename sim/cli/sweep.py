@@ -31,6 +31,7 @@ def register(sub) -> None:
 
 
 def main(args) -> int:
+    from sim.running.paths import default_sweep_folder
     from sim.running.sweep import describe_cells, expand, run_sweep
 
     if args.workers is not None and args.workers < 1:
@@ -45,7 +46,7 @@ def main(args) -> int:
         print(printable(describe_cells(cells)))
         return 0
     name = raw.get("name", "scenario") if isinstance(raw.get("name"), str) else "scenario"
-    out = args.out or Path("results") / f"{name}-sweep"
+    out = args.out or default_sweep_folder(name)  # the name is encoded: it cannot leave results/
     report = run_sweep(raw, out, workers=args.workers, backend=args.backend, address=args.address,
                        where=str(args.scenario), show_progress=not args.quiet and sys.stderr.isatty())
     print(f"{report.cells} cells: {report.ran} ran, {report.skipped} already done, {report.failed} failed"

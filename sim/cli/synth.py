@@ -41,6 +41,10 @@ def main(args) -> int:
     if Path(args.out).suffix.lower() != ".parquet":
         raise UserError(f"-o {printable(args.out)}: a trace is written as Parquet; give a file name ending in "
                         f".parquet")
+
+    from sim.running.paths import check_regular_target
+
+    check_regular_target(args.out)  # before synthesising: a device or FIFO is never replaced
     seed = 42
     if args.spec:
         raw = cfg.read_scenario_file(args.spec)
@@ -62,10 +66,15 @@ def main(args) -> int:
             arr = {"process": "gamma", "rate": arr.get("rate", 1.0), "cv": args.cv}
         raw["arrivals"] = arr
     seed = args.seed if args.seed is not None else seed
+    if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**63:
+        raise UserError(f"seed {seed!r}: must be a whole number from 0 to 2^63 - 1")
     try:
         spec = cfg.SynthTrace.model_validate(raw)
     except cfg.ValidationError as err:
         raise UserError(cfg.describe_validation_error(err, "synth")) from None
+    from sim.memory import check_fits
+
+    check_fits(spec.requests, len(spec.models), "synth")  # before a MemoryError, not after
     df, models = synth_frame(spec, seed)
     write_trace(df, args.out, models, synth_provenance(spec, seed))
     print(f"wrote {args.out}: {df.height:,} requests, models {models}")

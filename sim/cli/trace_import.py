@@ -9,6 +9,8 @@ import json
 import sys
 from pathlib import Path
 
+from sim.errors import UserError
+
 
 def register(tsub) -> None:
     p = tsub.add_parser("import", help="import real data: per-request outcome tables or arrival traces",
@@ -119,6 +121,10 @@ def _arrivals(args) -> int:
 def _compose(args) -> int:
     from sim.trace.importers.compose import compose
 
+    if args.rows is not None and not 1 <= args.rows <= 1_000_000_000:  # the scenario's limit for recipe rows
+        raise UserError(f"--rows {args.rows}: must be from 1 to 1,000,000,000")
+    if args.seed is not None and not 0 <= args.seed < 2**63:
+        raise UserError(f"--seed {args.seed}: must be a whole number from 0 to 2^63 - 1")
     s = compose(args.outcomes, args.arrivals, args.out, time_scale=args.time_scale, assign=args.assign,
                 seed=args.seed, rows=args.rows, profile=args.profile, gpu=args.gpu, mapping=args.mapping,
                 concurrency=args.concurrency)

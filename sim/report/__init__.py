@@ -182,7 +182,9 @@ def _run_folders(d: Path) -> list[Path]:
         except ValueError:
             return [d]
         if s.get("split_by") == "group" and isinstance(s.get("groups"), dict):
-            return [d / "groups" / g for g in s["groups"]]
+            from sim.running.paths import encode_name  # the folder a group's name was written to
+
+            return [d / "groups" / encode_name(g, "group name") for g in s["groups"]]
     return [d]
 
 

@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 
 from sim import config as cfg
 from sim.provenance import parquet_metadata, provenance
-from sim.atomic import atomic_path, remove_stale_temps, write_json, write_text
+from sim.atomic import atomic_path, durable_replace, remove_stale_temps, write_json, write_text
 from sim.world.engine import simulate
 from sim.world.events import apply_trace_events, availability, recovery
 from sim.errors import UserError
@@ -34,6 +34,7 @@ from sim.evaluation.sla import verdict
 from sim.policies.plugin import wrap_router
 from sim.policies.registry import build_router, describe, facts, policy_alpha
 from sim.rng import stream
+from sim.running import paths
 from sim.world.sequential import run_sequential
 from sim.world.serving import Serving
 from sim.trace.synth import synth_columns, synth_provenance
@@ -45,6 +46,9 @@ def build_trace(scenario: cfg.Scenario) -> Trace:
     src = scenario.trace
     drop = () if scenario.profiled else ("prompt_tokens", "output_tokens")  # read only by GPU profiles
     if src.synth is not None:
+        from sim.memory import check_fits
+
+        check_fits(src.synth.requests, len(src.synth.models), "trace.synth")  # before a MemoryError, not after
         cols, models = synth_columns(src.synth, scenario.seed)
         trace = build(DictColumns(cols), models, path="<synth>", provenance=synth_provenance(src.synth, scenario.seed),
                       objective=scenario.objective, drop=drop)
@@ -290,7 +294,7 @@ class ResultStream:
             (out / "report.html").unlink(missing_ok=True)  # nor the old scenario's report next to new results
         for name in ("requests.parquet", "occupancy.parquet"):
             if name in self.temps:
-                os.replace(self.temps.pop(name), out / name)
+                durable_replace(self.temps.pop(name), out / name)
             else:
                 (out / name).unlink(missing_ok=True)
         remove_stale_temps(out, RESULT_FILES)  # a killed earlier run's leftovers (ours are renamed by now)
@@ -393,22 +397,32 @@ def run_scenario(scenario: cfg.Scenario, out: Path, overwrite: bool = False, pro
                  trace: Trace | None = None, routers: dict[str, object] | None = None) -> RunResult:
     """Simulate and write; ``trace`` (the scenario's built trace, e.g. a sweep's shared one) skips building it."""
     out = Path(out)
+    paths.encode_name(scenario.name, "scenario name")  # too long for a folder: say so now, not after simulating
+    paths.check_output_path(out)
     check_out_dir(out, cfg.resolved_yaml(scenario), overwrite)
+    if paths.lock_is_held(out):  # say so before simulating; output_lock below is what makes it safe
+        raise UserError(f"output {out}: another sim process is writing there; wait for it or use another --out")
     if scenario.split_by == "group":
         trace = trace if trace is not None else build_trace(scenario)
+        # Group names come from the scenario or the trace: encoded, never joined raw (sim/running/paths.py)
+        folders = paths.folder_names(trace.features.group_names, "group name")
         groups = {}
-        for g, sub_scenario, sub in group_runs(scenario, trace):
-            tick = (lambda label, done, total, g=g: progress(f"{g}: {label}", done, total)) if progress else None
-            with ResultStream(out / "groups" / g, parquet_metadata(cfg.resolved_yaml(sub_scenario))) as sink:
-                result = simulate_scenario(sub_scenario, sub, progress=tick, sink=sink)
-                sink.commit(result.summary, sub_scenario)
-            groups[g] = result.summary
-        summary = {"scenario": scenario.name, "seed": scenario.seed, "split_by": "group", "groups": groups}
-        summary = with_provenance(summary, scenario)
-        write_json(out / "summary.json", summary)
-        write_text(out / "scenario.resolved.yaml", cfg.resolved_yaml(scenario))
+        with paths.output_lock(out):
+            check_out_dir(out, cfg.resolved_yaml(scenario), overwrite)  # again, now that no one else writes here
+            for g, sub_scenario, sub in group_runs(scenario, trace):
+                tick = (lambda label, done, total, g=g: progress(f"{g}: {label}", done, total)) if progress else None
+                with ResultStream(out / "groups" / folders[g], parquet_metadata(cfg.resolved_yaml(sub_scenario))) as sink:
+                    result = simulate_scenario(sub_scenario, sub, progress=tick, sink=sink, routers=routers)
+                    sink.commit(result.summary, sub_scenario)
+                groups[g] = result.summary
+            summary = {"scenario": scenario.name, "seed": scenario.seed, "split_by": "group", "groups": groups}
+            summary = with_provenance(summary, scenario)
+            write_json(out / "summary.json", summary)
+            write_text(out / "scenario.resolved.yaml", cfg.resolved_yaml(scenario))
         return RunResult(summary)
-    with ResultStream(out, parquet_metadata(cfg.resolved_yaml(scenario))) as sink:  # written as each policy ends
-        result = simulate_scenario(scenario, trace, progress=progress, sink=sink, routers=routers)
-        sink.commit(result.summary, scenario)
+    with paths.output_lock(out):  # one writer per folder; a failed run removes the folder it created
+        check_out_dir(out, cfg.resolved_yaml(scenario), overwrite)  # again, now that no one else writes here
+        with ResultStream(out, parquet_metadata(cfg.resolved_yaml(scenario))) as sink:  # written as each policy ends
+            result = simulate_scenario(scenario, trace, progress=progress, sink=sink, routers=routers)
+            sink.commit(result.summary, scenario)
     return result

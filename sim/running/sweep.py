@@ -5,7 +5,8 @@ Layout of a sweep folder ``DIR``::
     DIR/sweep.yaml                 the base scenario (resolved) and its sweep block, for the record
     DIR/cells/<cell-id>/           one folder per cell: the result files `sim run` writes for the cell's
                                    config (not report.html), plus `_complete.json`, written last, atomically
-    DIR/traces/<trace-key>.pkl     traces shared by several cells, built once (private cache)
+    DIR/traces/<trace-key>.npz     traces shared by several cells, built once (private cache; with
+                                   <trace-key>.sha256, never unpickled: sim/running/trace_cache.py)
     DIR/manifest.parquet           one row per cell x policy (x group for split_by: group runs)
 
 Design decisions:
@@ -33,7 +34,6 @@ import hashlib
 import itertools
 import json
 import os
-import pickle
 import shutil
 import signal
 import time
@@ -48,6 +48,7 @@ import numpy as np
 from sim import config as cfg
 from sim.atomic import atomic_path, write_json, write_text
 from sim.errors import UserError
+from sim.running import paths, trace_cache
 
 MARKER = "_complete.json"
 ERROR_FILE = "_error.txt"
@@ -196,22 +197,16 @@ def _cached_trace(key: str, make: Callable[[], Any]):
     return trace
 
 
-def _read_pickle(path: str):
-    with open(path, "rb") as f:
-        return pickle.load(f)
-
-
 def build_shared_trace(out_dir: str, key: str, resolved: str) -> tuple[str, str | None]:
-    """Build one shared trace and store it at ``DIR/traces/<key>.pkl``; returns (key, error or None)."""
+    """Build one shared trace and store it at ``DIR/traces/<key>.npz`` unless a valid entry is there already (a
+    damaged or planted one is rebuilt); returns (key, error or None)."""
     from sim.running.runner import build_trace
 
-    path = Path(out_dir) / "traces" / f"{key}.pkl"
+    path = trace_cache.entry_path(Path(out_dir) / "traces", key)
     try:
-        if not path.exists():
+        if not trace_cache.is_valid(path):
             trace = build_trace(cfg.validate_scenario(cfg.parse_yaml(resolved, "cell")))
-            with atomic_path(path) as tmp:
-                with open(tmp, "wb") as f:
-                    pickle.dump(trace, f, protocol=pickle.HIGHEST_PROTOCOL)
+            trace_cache.write_entry(path, trace)
         return key, None
     except Exception as e:  # the cells of this trace build it themselves and report the error
         return key, f"{type(e).__name__}: {e}"
@@ -244,9 +239,11 @@ def run_cell(out_dir: str, job: dict) -> dict:
     try:
         scenario = cfg.validate_scenario(cfg.parse_yaml(job["resolved"], f"cell {job['cell_id']}"))
         trace = None
-        if job.get("trace_path") and os.path.exists(job["trace_path"]):  # a shared synthetic trace, built once
-            trace = _cached_trace(job["trace_key"], lambda: _read_pickle(job["trace_path"]))
-        elif scenario.trace.path is not None:  # a trace file: read once per worker
+        if job.get("trace_path"):  # a shared synthetic trace, built once (None if its entry is missing or damaged)
+            trace = _cached_trace(job["trace_key"], lambda: trace_cache.read_entry(Path(job["trace_path"])))
+            if trace is None:
+                _TRACES.pop(job["trace_key"], None)
+        if trace is None and scenario.trace.path is not None:  # a trace file: read once per worker
             from sim.running.runner import build_trace
 
             trace = _cached_trace(job["trace_key"], lambda: build_trace(scenario))
@@ -258,6 +255,7 @@ def run_cell(out_dir: str, job: dict) -> dict:
         if crash is not None and _cells_done_here >= int(crash):
             os.kill(os.getpid(), signal.SIGKILL)  # results written, marker not: a half-written cell
         done = {"cell_id": job["cell_id"], "rows": metric_rows(summary), "wall_s": round(time.perf_counter() - t0, 6)}
+        (cell_dir / ERROR_FILE).unlink(missing_ok=True)  # an earlier attempt's error is no longer true
         write_json(cell_dir / MARKER, done)  # last, atomically: from now on the cell counts
         _cells_done_here += 1
         return done | {"status": "ok"}
@@ -275,11 +273,57 @@ def run_chunk(out_dir: str, jobs: list[dict]) -> list[dict]:
     return [run_cell(out_dir, job) for job in jobs]
 
 
-def _worker_init() -> None:
+def _worker_init(parent_pid: int | None = None) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops the pool
     if hasattr(signal, "SIGHUP"):
         signal.signal(signal.SIGHUP, signal.SIG_DFL)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if parent_pid is not None:
+        die_with(parent_pid)
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie, killed but not yet reaped, does not)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except (OSError, IndexError):
+        return True
+
+
+def die_with(parent_pid: int, interval_s: float = 0.5) -> None:
+    """End this worker when the sweep that started it ends, even by ``kill -9`` (which it cannot catch): a
+    worker must not go on writing cells, nor hold the terminal or a pipe (``sim sweep | tee``) open.
+
+    Two mechanisms: Linux's ``PR_SET_PDEATHSIG`` (SIGKILL when the process that forked us dies: the fork
+    server, which itself ends when the sweep does), and a thread that checks every ``interval_s`` that the
+    sweep's process still runs (any POSIX system, and the case of a fork server that outlives the sweep)."""
+    import sys
+    import threading
+
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG = 1
+        except (OSError, AttributeError):
+            pass
+
+    def watch() -> None:
+        while _alive(parent_pid):
+            time.sleep(interval_s)
+        os._exit(1)
+
+    if not _alive(parent_pid):
+        os._exit(1)
+    threading.Thread(target=watch, name="die-with-parent", daemon=True).start()
 
 
 # ---------------------------------------------------------------- numba warm-up
@@ -386,19 +430,25 @@ def write_manifest(out: Path, cells: list[Cell], results: dict[str, dict]) -> Pa
     return path
 
 
-def run_sweep(raw: dict, out: Path, *, workers: int | None = None, backend: str = "local",
-              address: str | None = None, where: str = "scenario", show_progress: bool = False,
-              order_seed: int | None = None, chunk_size: int | None = None,
-              on_result: Callable[[dict], None] | None = None) -> SweepReport:
-    """Expand the sweep, skip completed cells, run the rest, write the manifest.
+def run_sweep(raw: dict, out: Path, **options) -> SweepReport:
+    """Expand the sweep, skip completed cells, run the rest, write the manifest; one sweep per folder at a time
+    (a second one refuses with one line: sim/running/paths.py).
 
     ``order_seed`` shuffles the execution order (results do not depend on it; the tests check that).
     """
-    t_start = time.perf_counter()
     out = Path(out).absolute()  # workers (Ray: on other machines) may not share our working directory
-    base, cells = expand(raw, where)
-    if out.exists() and not out.is_dir():
-        raise UserError(f"output {out}: exists and is not a directory")
+    expanded = expand(raw, options.get("where", "scenario"))  # a bad sweep is refused before the folder is touched
+    paths.check_output_path(out)
+    with paths.output_lock(out):
+        return _run_sweep_locked(expanded, out, **options)
+
+
+def _run_sweep_locked(expanded: tuple, out: Path, *, workers: int | None = None, backend: str = "local",
+                      address: str | None = None, where: str = "scenario", show_progress: bool = False,
+                      order_seed: int | None = None, chunk_size: int | None = None,
+                      on_result: Callable[[dict], None] | None = None) -> SweepReport:
+    t_start = time.perf_counter()
+    base, cells = expanded
     (out / "cells").mkdir(parents=True, exist_ok=True)
     write_text(out / "sweep.yaml", yaml_record(base))
 
@@ -423,7 +473,7 @@ def run_sweep(raw: dict, out: Path, *, workers: int | None = None, backend: str 
     shared = {c.trace_key: c.resolved for c in pending if counts[c.trace_key] > 1 and c.scenario.trace.path is None}
     jobs = []
     for c in pending:
-        tp = str(out / "traces" / f"{c.trace_key}.pkl") if c.trace_key in shared else None
+        tp = str(trace_cache.entry_path(out / "traces", c.trace_key)) if c.trace_key in shared else None
         jobs.append({"cell_id": c.cell_id, "resolved": c.resolved, "trace_path": tp, "trace_key": c.trace_key,
                      "index": c.index})
     jobs.sort(key=lambda j: (j["trace_key"], j["index"]))
@@ -433,7 +483,8 @@ def run_sweep(raw: dict, out: Path, *, workers: int | None = None, backend: str 
     n_workers = max(1, workers or os.cpu_count() or 1)
     size = chunk_size or max(1, min(16, -(-len(jobs) // (n_workers * 6)) if jobs else 1))
     chunks = _chunks(jobs, size)
-    trace_tasks = [(k, r) for k, r in shared.items() if not (out / "traces" / f"{k}.pkl").exists()]
+    trace_tasks = [(k, r) for k, r in shared.items()
+                   if not trace_cache.is_valid(trace_cache.entry_path(out / "traces", k))]
 
     def done(res: dict) -> None:
         results[res["cell_id"]] = res
@@ -541,7 +592,7 @@ def _run_local(out: str, trace_tasks, chunks, workers: int, finished) -> None:
         ctx.set_forkserver_preload(["sim.running.sweep", "sim.running.runner"])
     else:
         ctx = mp.get_context("spawn")
-    ex = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init)
+    ex = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init, initargs=(os.getpid(),))
     try:
         if trace_tasks:
             for f in [ex.submit(build_shared_trace, out, k, r) for k, r in trace_tasks]:

@@ -24,7 +24,7 @@ from sim.errors import UserError
 
 FORMAT_VERSION = 1
 META_KEY = b"messplus_sim"
-MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
+MODEL_NAME = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9._+-]*\Z")  # \Z: '$' would accept a trailing newline
 COST_FAMILIES = ("energy_j", "cost_usd")
 # Per-model column families: (prefix, required, integer?)
 PER_MODEL = {
@@ -200,6 +200,12 @@ def check_schema(src, models: list[str], where: str, need_cost: bool = True) -> 
     for name in numeric_columns(src.columns, models):
         if not src.schema[name].is_numeric():
             raise UserError(f"{where}: column {name!r} must be numeric, found {src.schema[name]}")
+    kinds = {"group": "text or integers", "text": "text", "embedding": "a list of numbers per row"}
+    for name, ok in (("group", lambda t: t in (pl.Utf8, pl.Categorical) or isinstance(t, pl.Enum) or t.is_integer()),
+                     ("text", lambda t: t in (pl.Utf8, pl.Null)),  # Null: a synthetic trace without text
+                     ("embedding", lambda t: isinstance(t, (pl.List, pl.Array)) and t.inner.is_numeric())):
+        if name in src.columns and not ok(src.schema[name]):
+            raise UserError(f"{where}: column {name!r} must hold {kinds[name]}, found {src.schema[name]}")
 
 
 def check_values(name: str, column: pa.ChunkedArray, where: str) -> np.ndarray:
@@ -216,6 +222,9 @@ def check_values(name: str, column: pa.ChunkedArray, where: str) -> np.ndarray:
     if name != "request_id" and (a > MAX_VALUE).any():
         raise UserError(f"{where}: column {name!r} has value(s) above {MAX_VALUE:g}, first at row "
                         f"{int(np.argmax(a > MAX_VALUE))} (times, costs and tokens must be plausible)")
+    if name == "request_id" and a.dtype.kind == "u" and (a > np.iinfo(np.int64).max).any():
+        raise UserError(f"{where}: column 'request_id' has value(s) of 2^63 or more, first at row "
+                        f"{int(np.argmax(a > np.iinfo(np.int64).max))} (it is read as int64)")
     if name == "request_id" and a.dtype.kind == "f" and ((a != np.floor(a)).any() or (a >= 2.0**53).any()):
         raise UserError(f"{where}: column 'request_id' must hold whole numbers (it is read as int64)")
     if name.split("__", 1)[0] in ("sat", "p_true", "pred") and (a > 1).any():
@@ -253,6 +262,20 @@ def write_parquet(table: pa.Table, path: str | Path, meta_key: bytes, meta: dict
         pq.write_table(table, tmp, compression="zstd", write_page_checksum=True)
 
 
+def check_metadata(meta, where: str, key: str) -> None:
+    """The shape of our metadata: a mapping with an integer format_version and a list of model names."""
+    if not isinstance(meta, dict):
+        raise UserError(f"{where}: '{key}' metadata must be a JSON object, found {type(meta).__name__}")
+    version = meta.get("format_version", 0)
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise UserError(f"{where}: '{key}' metadata: format_version must be an integer, found {version!r}")
+    models = meta.get("models")
+    if models is not None and not (isinstance(models, list) and all(isinstance(m, str) for m in models)):
+        raise UserError(f"{where}: '{key}' metadata: models must be a list of names, found {models!r}")
+    if "cost_unit" in meta and not isinstance(meta["cost_unit"], str):
+        raise UserError(f"{where}: '{key}' metadata: cost_unit must be text, found {meta['cost_unit']!r}")
+
+
 def open_parquet(path: str | Path, what: str, meta_key: bytes, hint: str = "") -> tuple[pq.ParquetFile, dict]:
     """Open a Parquet file written by :func:`write_parquet`; every I/O or format problem is a :class:`UserError`.
 
@@ -264,10 +287,17 @@ def open_parquet(path: str | Path, what: str, meta_key: bytes, hint: str = "") -
         raise UserError(f"{what} {path}: no such file")
     if p.is_dir():
         raise UserError(f"{what} {path}: is a directory, expected a Parquet file")
+    from sim.running.paths import check_regular_input
+
+    check_regular_input(p, what)  # a FIFO or device would block or never end
     try:
         file = pq.ParquetFile(p, page_checksum_verification=True)
     except (pa.ArrowException, OSError) as e:
         raise UserError(f"{what} {path}: not a readable Parquet file ({str(e).splitlines()[0]}){hint}") from None
+    names = file.schema_arrow.names
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise UserError(f"{what} {path}: column name(s) {twice} appear more than once")
     raw = (file.schema_arrow.metadata or {}).get(meta_key)
     meta = {}
     if raw is not None:
@@ -275,6 +305,7 @@ def open_parquet(path: str | Path, what: str, meta_key: bytes, hint: str = "") -
             meta = json.loads(raw)
         except ValueError:
             raise UserError(f"{what} {path}: corrupt '{meta_key.decode()}' metadata") from None
+        check_metadata(meta, f"{what} {path}", meta_key.decode())
         if meta.get("format_version", 0) > FORMAT_VERSION:
             raise UserError(f"{what} {path}: format version {meta['format_version']} is newer than this simulator ({FORMAT_VERSION})")
     return file, meta
@@ -328,7 +359,10 @@ def hash_tokens(texts: pl.Series, dim: int = HASH_DIM) -> tuple[np.ndarray, np.n
 
 
 def embedding_csr(emb: pl.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
-    arr = np.asarray(emb.to_list(), dtype=np.float64)
+    try:  # a ragged or null row cannot become a matrix
+        arr = np.asarray(emb.to_list(), dtype=np.float64)
+    except (ValueError, TypeError):
+        arr = np.empty(0)
     if arr.ndim != 2 or not np.all(np.isfinite(arr)):
         raise UserError("trace: column 'embedding' must be a list of equal-length finite floats per row")
     n, d = arr.shape

@@ -30,6 +30,9 @@ def check_input_path(path: str | Path, what: str) -> Path:
         raise UserError(f"{what} {path}: no such file")
     if p.is_dir():
         raise UserError(f"{what} {path}: is a directory, expected a file")
+    from sim.running.paths import check_regular_input
+
+    check_regular_input(p, what)  # a FIFO or device would block or never end
     if p.stat().st_size == 0:
         raise UserError(f"{what} {path}: the file is empty")
     return p

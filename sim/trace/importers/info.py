@@ -95,6 +95,9 @@ def trace_info(path: str | Path) -> tuple[dict, str | None]:
 
         models = summary(df)
         if "group" in df.columns:
+            dtype = df["group"].dtype
+            if not (dtype in (pl.Utf8, pl.Categorical) or isinstance(dtype, pl.Enum) or dtype.is_integer()):
+                raise UserError(f"trace {path}: column 'group' must hold text or integers, found {dtype}")
             g = df["group"].cast(pl.Utf8).fill_null("(none)")
             for name in sorted(g.unique().to_list()):
                 sub = df.filter(g == name)
@@ -107,7 +110,7 @@ def trace_info(path: str | Path) -> tuple[dict, str | None]:
         if raw is not None:
             try:
                 provenance = json.loads(raw).get("provenance", {})
-            except ValueError:
+            except (ValueError, AttributeError):  # not JSON, or JSON that is not an object
                 raise UserError(f"trace {path}: corrupt '{ARRIVALS_KEY.decode()}' metadata") from None
         info_unit = None
     result = {**info, "models": models, "groups": groups, "order": order, "fractional_sat": fractional,
