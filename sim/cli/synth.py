@@ -36,15 +36,14 @@ def register(sub) -> None:
 
 
 def main(args) -> int:
+    from sim.running.paths import check_regular_target
+
+    check_regular_target(args.out)  # before synthesising: a device or FIFO is never replaced
     # A trace is Parquet (its model order and provenance live in the file's metadata, which CSV cannot carry):
     # refuse another extension before doing any work rather than write Parquet under a misleading name.
     if Path(args.out).suffix.lower() != ".parquet":
         raise UserError(f"-o {printable(args.out)}: a trace is written as Parquet; give a file name ending in "
                         f".parquet")
-
-    from sim.running.paths import check_regular_target
-
-    check_regular_target(args.out)  # before synthesising: a device or FIFO is never replaced
     seed = 42
     if args.spec:
         raw = cfg.read_scenario_file(args.spec)

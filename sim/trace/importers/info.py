@@ -79,6 +79,10 @@ def trace_info(path: str | Path) -> tuple[dict, str | None]:
         frac = df.select(pl.sum_horizontal(((pl.col(c) > 0) & (pl.col(c) < 1)).sum() for c in sat_cols)).item()
         fractional = {"values": int(frac or 0), "of": df.height * len(sat_cols)}
         if "group" in df.columns:
+            dtype = df["group"].dtype
+            if not (dtype in (pl.Utf8, pl.Categorical) or isinstance(dtype, pl.Enum) or dtype.is_integer()):
+                raise UserError(f"trace {path}: column 'group' must hold text or integers, found {dtype}")
+        if "group" in df.columns:
             g = df["group"].cast(pl.Utf8).fill_null("(none)")
             runs = int((g != g.shift(1)).fill_null(True).sum()) if df.height else 0
             k = g.n_unique()
@@ -95,9 +99,6 @@ def trace_info(path: str | Path) -> tuple[dict, str | None]:
 
         models = summary(df)
         if "group" in df.columns:
-            dtype = df["group"].dtype
-            if not (dtype in (pl.Utf8, pl.Categorical) or isinstance(dtype, pl.Enum) or dtype.is_integer()):
-                raise UserError(f"trace {path}: column 'group' must hold text or integers, found {dtype}")
             g = df["group"].cast(pl.Utf8).fill_null("(none)")
             for name in sorted(g.unique().to_list()):
                 sub = df.filter(g == name)
