@@ -13,6 +13,7 @@ so a text predictor has something real, but not everything, to learn from.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +23,7 @@ import pyarrow as pa
 from sim.config import FileArrivals, GammaArrivals, PoissonArrivals, SynthTrace
 from sim.errors import UserError
 from sim.rng import stream
-from sim.trace.format import col
+from sim.trace.format import col, index_dtype, token_csr, token_hash
 
 
 def sigmoid(x):
@@ -91,12 +92,15 @@ def synth_frame(spec: SynthTrace, seed: int) -> tuple[pl.DataFrame, list[str]]:
     """The synthetic trace as a table (the trace format of traces/README.md)."""
     cols, models = synth_columns(spec, seed)
     cols["group"] = pl.from_arrow(cols["group"]).cast(pl.Utf8)  # the trace format's group is a string
+    if "text" in cols:
+        cols["text"] = pl.from_arrow(cols["text"].strings())
     return pl.DataFrame(cols), models
 
 
-def synth_columns(spec: SynthTrace, seed: int) -> tuple[dict[str, np.ndarray | pl.Series], list[str]]:
-    """The synthetic trace's columns, by name; without text (``tokens: 0``) there is no ``text`` column, and
-    ``group`` is dictionary-encoded (an Arrow ``DictionaryArray``)."""
+def synth_columns(spec: SynthTrace, seed: int) -> tuple[dict, list[str]]:
+    """The synthetic trace's columns, by name; without text (``tokens: 0``) there is no ``text`` column, ``text``
+    is a :class:`SynthText` (token ids, made into strings or hashed a chunk at a time), and ``group`` is
+    dictionary-encoded (an Arrow ``DictionaryArray``)."""
     n, models = spec.requests, spec.models
     groups = list(spec.groups)
     rng = stream(seed, "synth")
@@ -138,23 +142,106 @@ def synth_columns(spec: SynthTrace, seed: int) -> tuple[dict[str, np.ndarray | p
     return {**head, **cols}, models
 
 
-def synth_text(spec: SynthTrace, g: np.ndarray, d: np.ndarray, rng: np.random.Generator) -> list[str]:
+TEXT_CHUNK_ROWS = 1 << 16  # rows of token ids drawn at a time: (65,536 x tokens) temporaries, not (T x tokens)
+
+
+@dataclass
+class SynthText:
+    """The synthetic text as token ids, drawn a chunk of rows at a time (never a Python object per token).
+
+    ``chunks()`` yields (rows, tokens) int64 arrays of ids into ``vocabulary``; every call replays the same draws.
+    The draws are those of drawing each (T, tokens) block whole, in the same order, from the trace's generator:
+    the exploration flags and group flags are uniform doubles (one 64-bit draw each, so the generator can be
+    advanced past a block), the difficulty noise is normal and the noise words Zipf (variable draws, so the
+    state after the normal block is found by drawing it once and throwing it away).
+    """
+
+    spec: SynthTrace
+    groups: np.ndarray  # group code per request
+    difficulty: np.ndarray
+    states: tuple  # bit-generator states at the start of the four blocks
+    vocabulary: list[str]
+
+    @property
+    def n(self) -> int:
+        return len(self.groups)
+
+    @property
+    def tokens(self) -> int:
+        return self.spec.text.tokens
+
+    def chunks(self, rows: int = TEXT_CHUNK_ROWS):
+        spec, k, n_groups = self.spec, self.spec.text.tokens, len(self.spec.groups)
+        vocab = spec.text.vocabulary
+        draw = [np.random.Generator(np.random.PCG64()) for _ in self.states]
+        for gen, state in zip(draw, self.states):
+            gen.bit_generator.state = state
+        for r0 in range(0, self.n, rows):
+            r1 = min(r0 + rows, self.n)
+            g, d = self.groups[r0:r1, None], self.difficulty[r0:r1, None]
+            informative = draw[0].random((r1 - r0, k)) < spec.text.informative
+            is_group = draw[1].random((r1 - r0, k)) < 0.5
+            noisy_d = d + draw[2].normal(0, 0.5 * spec.difficulty_sigma, (r1 - r0, k))
+            d_bin = np.clip(np.floor(noisy_d / (0.5 * spec.difficulty_sigma)), -9, 9).astype(np.int64)
+            # Zipf-like noise words: a few frequent ones and a long tail, as in real text
+            noise = np.minimum(draw[3].zipf(1.3, (r1 - r0, k)) - 1, vocab - 1)
+            # token ids: [0, vocab) noise words, then group tokens, then difficulty bins -9..9
+            yield np.where(informative, np.where(is_group, vocab + g, vocab + n_groups + 9 + d_bin), noise)
+
+    def strings(self) -> pa.ChunkedArray:
+        """The text column: the words of each row joined by single spaces, built from byte buffers per chunk."""
+        words = [w.encode() for w in self.vocabulary]
+        word_len = np.array([len(w) for w in words], np.int64)
+        word_start = np.zeros(len(words) + 1, np.int64)
+        np.cumsum(word_len, out=word_start[1:])
+        blob = np.frombuffer(b"".join(words), np.uint8)
+        out = []
+        for ids in self.chunks():
+            rows, k = ids.shape
+            length = word_len[ids]  # bytes of each token, then one space after every token but the row's last
+            with_space = length + 1
+            with_space[:, -1] -= 1
+            ends = np.cumsum(with_space.ravel())
+            offsets = np.zeros(rows + 1, np.int64)
+            offsets[1:] = ends[k - 1::k]
+            data = np.full(int(offsets[-1]), ord(" "), np.uint8)
+            starts = ends - with_space.ravel()  # where each token's bytes begin in ``data``
+            flat_len = length.ravel()
+            # copy every token's bytes: position j of token i is data[starts[i] + j] = blob[word_start[id] + j]
+            for j in range(int(word_len.max()) if len(words) else 0):
+                has = flat_len > j
+                data[starts[has] + j] = blob[word_start[ids.ravel()[has]] + j]
+            out.append(pa.Array.from_buffers(pa.large_string(), rows, [None, pa.py_buffer(offsets), pa.py_buffer(data)]))
+        return pa.chunked_array(out, pa.large_string()).cast(pa.string())
+
+    def hashed(self, dim: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The bag of hashed tokens of :func:`sim.trace.format.hash_tokens` on :meth:`strings`, without strings."""
+        word_index = np.array([token_hash(w, dim) for w in self.vocabulary], np.int64)
+        index = np.empty(self.n * self.tokens, index_dtype(dim))
+        at = 0
+        for ids in self.chunks():
+            index[at:at + ids.size] = word_index[ids.ravel()]
+            at += ids.size
+        return token_csr(np.full(self.n, self.tokens, np.int64), index)
+
+
+def synth_text(spec: SynthTrace, g: np.ndarray, d: np.ndarray, rng: np.random.Generator) -> SynthText:
+    """The text of every request (see :class:`SynthText`), leaving ``rng`` where drawing it whole would."""
     k, n = spec.text.tokens, len(g)
-    informative = rng.random((n, k)) < spec.text.informative
-    is_group = rng.random((n, k)) < 0.5
-    noisy_d = d[:, None] + rng.normal(0, 0.5 * spec.difficulty_sigma, (n, k))
-    d_bin = np.clip(np.floor(noisy_d / (0.5 * spec.difficulty_sigma)), -9, 9).astype(np.int64)
-    # Zipf-like noise words: a few frequent ones and a long tail, as in real text
-    noise = np.minimum(rng.zipf(1.3, (n, k)) - 1, spec.text.vocabulary - 1)
+    states = [rng.bit_generator.state]
+    rng.bit_generator.advance(n * k)  # the informative flags: one 64-bit draw per double
+    states.append(rng.bit_generator.state)
+    rng.bit_generator.advance(n * k)  # the group-or-difficulty flags
+    states.append(rng.bit_generator.state)
+    for r0 in range(0, n, TEXT_CHUNK_ROWS):  # the difficulty noise: draw it to find where it ends
+        rng.standard_normal((min(TEXT_CHUNK_ROWS, n - r0), k))
+    states.append(rng.bit_generator.state)
+    for r0 in range(0, n, TEXT_CHUNK_ROWS):  # the noise words (nothing draws after them today; keep it exact)
+        rng.zipf(1.3, (min(TEXT_CHUNK_ROWS, n - r0), k))
     n_groups = len(spec.groups)
-    # token ids: [0, vocab) noise words, then group tokens, then difficulty bins -9..9
-    ids = np.where(informative, np.where(is_group, spec.text.vocabulary + g[:, None],
-                                         spec.text.vocabulary + n_groups + 9 + d_bin), noise)
-    vocab = np.array([f"w{i}" for i in range(spec.text.vocabulary)]
-                     + [f"topic{i}" for i in range(n_groups)]
-                     + [f"level{i - 9}" for i in range(19)], dtype=object)
-    words = vocab[ids]
-    return [" ".join(row) for row in words]
+    vocab = ([f"w{i}" for i in range(spec.text.vocabulary)] + [f"topic{i}" for i in range(n_groups)]
+             + [f"level{i - 9}" for i in range(19)])
+    return SynthText(spec=spec, groups=g, difficulty=d, states=tuple(states), vocabulary=vocab)
 
 
 def synth_provenance(spec: SynthTrace, seed: int) -> dict:
