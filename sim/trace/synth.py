@@ -170,7 +170,8 @@ class SynthText:
     def tokens(self) -> int:
         return self.spec.text.tokens
 
-    def chunks(self, rows: int = TEXT_CHUNK_ROWS):
+    def chunks(self, rows: int | None = None):
+        rows = rows or TEXT_CHUNK_ROWS
         spec, k, n_groups = self.spec, self.spec.text.tokens, len(self.spec.groups)
         vocab = spec.text.vocabulary
         draw = [np.random.Generator(np.random.PCG64()) for _ in self.states]
