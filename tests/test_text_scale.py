@@ -99,3 +99,28 @@ def test_an_all_empty_text_column_is_no_text():
     df, models = synth_frame(spec(requests=100), seed=4)
     trace = fmt.from_frame(df.with_columns(pl.lit("").alias("text")), models)
     assert trace.features.token_index.size == 0 and np.all(trace.features.token_indptr == 0)
+
+
+@pytest.mark.parametrize("extra", [{}, {"energy_cv": 0.0, "mix": "sequential"},
+                                   {"output_tokens": {"s": 50.0, "l": 300.0}, "text": {"tokens": 0}}])
+def test_the_trace_written_by_row_groups_is_the_trace_made_whole(tmp_path, monkeypatch, extra):
+    sp = spec(requests=2500, **extra)
+    whole, models = synth_frame(sp, seed=9)
+    fmt.write_trace(whole, tmp_path / "whole.parquet", models, {"p": 1})
+    monkeypatch.setattr(synth, "WRITE_CHUNK_ROWS", 999)  # chunks of text and of the other columns do not line up
+    monkeypatch.setattr(synth, "TEXT_CHUNK_ROWS", 400)
+    synth.write_synth_trace(sp, 9, tmp_path / "chunked.parquet", {"p": 1})
+    chunked = pq.read_table(tmp_path / "chunked.parquet")
+    assert pq.ParquetFile(tmp_path / "chunked.parquet").num_row_groups == 3
+    assert chunked.equals(pq.read_table(tmp_path / "whole.parquet"))
+    assert chunked.schema.metadata == pq.read_table(tmp_path / "whole.parquet").schema.metadata
+    assert ("text" in chunked.column_names) == (sp.text.tokens > 0)
+
+
+def test_a_chunked_trace_with_a_bad_chunk_writes_nothing(tmp_path):
+    df, models = synth_frame(spec(requests=100), seed=1)
+    late = df.with_columns(pl.col("request_id") + 100)  # the second chunk starts again at time 0
+    out = tmp_path / "t.parquet"
+    with pytest.raises(fmt.UserError, match="arrivals are not sorted"):
+        fmt.write_trace_chunks([df, late], out, models, {})
+    assert not out.exists() and not list(tmp_path.iterdir())

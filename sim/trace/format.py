@@ -313,6 +313,36 @@ def write_trace(df: pl.DataFrame, path: str | Path, models: list[str], provenanc
     write_parquet(df.to_arrow(), path, META_KEY, meta)
 
 
+def write_trace_chunks(frames, path: str | Path, models: list[str], provenance: dict, cost_unit: str = "J") -> int:
+    """:func:`write_trace` for a trace given as consecutive row chunks (``frames``: polars DataFrames), each
+    validated and written as it comes, so the whole table is never in memory; the rows written."""
+    meta = {"format_version": FORMAT_VERSION, "models": list(models), "cost_unit": cost_unit, "provenance": provenance}
+    writer, rows, last_id, last_arrival = None, 0, None, None
+    with atomic_path(path) as tmp:
+        try:
+            for df in frames:
+                validate_frame(df, models, str(path))
+                first_id, first_arrival = df["request_id"][0], df["arrival_s"][0]
+                if last_id is not None and first_id <= last_id:
+                    raise UserError(f"{path}: column 'request_id' has duplicated values")
+                if last_arrival is not None and first_arrival < last_arrival:
+                    raise UserError(f"{path}: arrivals are not sorted: row {rows} arrives at {first_arrival} s, "
+                                    f"before row {rows - 1} at {last_arrival} s")
+                last_id, last_arrival = df["request_id"][-1], df["arrival_s"][-1]
+                table = df.to_arrow()
+                table = table.replace_schema_metadata({**(table.schema.metadata or {}), META_KEY: json.dumps(meta).encode()})
+                if writer is None:
+                    writer = pq.ParquetWriter(tmp, table.schema, compression="zstd", write_page_checksum=True)
+                writer.write_table(table)
+                rows += df.height
+        finally:
+            if writer is not None:
+                writer.close()
+        if writer is None:
+            raise UserError(f"{path}: the trace has zero rows")
+    return rows
+
+
 def read_table(path: str | Path) -> tuple[pl.DataFrame, dict]:
     """Read a trace file and its metadata."""
     table, meta = read_parquet(path, "trace", META_KEY)
