@@ -5,7 +5,8 @@
 Runs ``python -m sim run scenarios/scale_text.yaml --no-report`` under ``/usr/bin/time -v`` in a child process
 with the request count, text tokens and engine set by ``--set``; ``--models M`` other than 3 replaces the zoo by
 M synthetic models (accuracy 0.35 ... 0.65, energy 80 ... 2000 J geometric, latency 0.4 ... 4.5 s, cheapest
-first). Prints one Markdown row: requests, models, tokens, engine, wall seconds, peak RSS in GB, load average.
+first). Prints one Markdown row: requests, models, tokens, engine, wall seconds, CPU seconds (user + system:
+steadier than wall time on a shared machine), peak RSS in GB, the 1-minute load average at the end.
 Not collected by pytest (no ``test_`` prefix).
 """
 
@@ -54,8 +55,9 @@ def main() -> int:
     wall = re.search(r"Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): (\S+)", out.stderr).group(1)
     seconds = sum(float(x) * 60**i for i, x in enumerate(reversed(wall.split(":"))))
     rss_kb = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", out.stderr).group(1))
+    cpu = sum(float(re.search(rf"{what} time \(seconds\): (\S+)", out.stderr).group(1)) for what in ("User", "System"))
     load = os.getloadavg()[0]
-    print(f"| {a.requests:,} | {a.models} | {a.tokens} | {a.mode} | {seconds:.1f} s | {rss_kb * 1024 / 1e9:.2f} GB | {load:.1f} |",
+    print(f"| {a.requests:,} | {a.models} | {a.tokens} | {a.mode} | {seconds:.1f} s | {cpu:.1f} s | {rss_kb * 1024 / 1e9:.2f} GB | {load:.1f} |",
           flush=True)
     return 0
 
