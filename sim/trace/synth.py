@@ -88,7 +88,7 @@ def group_assignment(spec: SynthTrace, rng: np.random.Generator) -> np.ndarray:
     return g if spec.mix == "sequential" else rng.permutation(g)
 
 
-WRITE_CHUNK_ROWS = 1 << 18  # rows synthesised and written at a time by `trace synth` (one row group each)
+WRITE_CHUNK_ROWS = 1 << 17  # rows synthesised and written at a time by `trace synth` (one row group each)
 
 
 def synth_frame(spec: SynthTrace, seed: int) -> tuple[pl.DataFrame, list[str]]:
