@@ -16,7 +16,6 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from sim.atomic import atomic_path
@@ -127,13 +126,19 @@ class FrameColumns:
     def get(self, name: str) -> pa.ChunkedArray:
         return pa.chunked_array([self.df[name].to_arrow()])
 
+    def hashed_text(self, dim: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return hash_tokens(self.df["text"], dim)
+
 
 class DictColumns:
     """Column access to columns by name (numpy arrays, polars Series or Arrow arrays) that the builder may take: each is
-    removed from ``cols`` when read, so that it can go as soon as it has been converted (synthetic traces)."""
+    removed from ``cols`` when read, so that it can go as soon as it has been converted (synthetic traces).
+
+    ``text`` may also be an object with ``hashed(dim)`` (``sim.trace.synth.SynthText``: token ids, no strings)."""
 
     def __init__(self, cols: dict):
-        self.cols, self.columns = cols, list(cols)
+        self.text = cols.pop("text") if hasattr(cols.get("text"), "hashed") else None
+        self.cols, self.columns = cols, list(cols) + (["text"] if self.text is not None else [])
         self.height = len(next(iter(cols.values()))) if cols else 0
         self.schema = pl.Schema({k: pl.from_arrow(self._arrow(v[:0])).dtype for k, v in cols.items()})
 
@@ -143,6 +148,12 @@ class DictColumns:
 
     def get(self, name: str) -> pa.ChunkedArray:
         return pa.chunked_array([self._arrow(self.cols.pop(name))])
+
+    def hashed_text(self, dim: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if self.text is not None:
+            text, self.text = self.text, None
+            return text.hashed(dim)
+        return hash_tokens(self.get("text"), dim)
 
 
 class ParquetColumns:
@@ -161,6 +172,19 @@ class ParquetColumns:
             return self.file.read(columns=[name]).column(0)
         except (pa.ArrowException, OSError) as e:
             raise UserError(f"trace {self.path}: not a readable Parquet file ({str(e).splitlines()[0]})") from None
+
+    def hashed_text(self, dim: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The text column hashed one row group at a time: its strings are never all in memory together."""
+        indptr, index = [np.zeros(1, np.int64)], []
+        try:
+            for i in range(self.file.num_row_groups):
+                part_ptr, part_index, _ = hash_tokens(self.file.read_row_group(i, columns=["text"]).column(0), dim)
+                indptr.append(part_ptr[1:] + indptr[-1][-1])
+                index.append(part_index)
+        except (pa.ArrowException, OSError) as e:
+            raise UserError(f"trace {self.path}: not a readable Parquet file ({str(e).splitlines()[0]})") from None
+        indptr = np.concatenate(indptr)
+        return token_csr(np.diff(indptr), np.concatenate(index) if index else np.zeros(0, index_dtype(dim)))
 
 
 def numeric_columns(columns: list[str], models: list[str]) -> list[str]:
@@ -204,7 +228,8 @@ def check_schema(src, models: list[str], where: str, need_cost: bool = True) -> 
     for name, ok in (("group", lambda t: t in (pl.Utf8, pl.Categorical) or isinstance(t, pl.Enum) or t.is_integer()),
                      ("text", lambda t: t in (pl.Utf8, pl.Null)),  # Null: a synthetic trace without text
                      ("embedding", lambda t: isinstance(t, (pl.List, pl.Array)) and t.inner.is_numeric())):
-        if name in src.columns and not ok(src.schema[name]):
+        # a synthetic trace's text is token ids drawn per chunk (sim/trace/synth.py): it has no column type to check
+        if name in src.columns and name in src.schema and not ok(src.schema[name]):
             raise UserError(f"{where}: column {name!r} must hold {kinds[name]}, found {src.schema[name]}")
 
 
@@ -333,29 +358,96 @@ def write_trace(df: pl.DataFrame, path: str | Path, models: list[str], provenanc
     write_parquet(df.to_arrow(), path, META_KEY, meta)
 
 
+def write_trace_chunks(frames, path: str | Path, models: list[str], provenance: dict, cost_unit: str = "J") -> int:
+    """:func:`write_trace` for a trace given as consecutive row chunks (``frames``: polars DataFrames), each
+    validated and written as it comes, so the whole table is never in memory; the rows written."""
+    meta = {"format_version": FORMAT_VERSION, "models": list(models), "cost_unit": cost_unit, "provenance": provenance}
+    writer, rows, last_id, last_arrival = None, 0, None, None
+    with atomic_path(path) as tmp:
+        try:
+            for df in frames:
+                validate_frame(df, models, str(path))
+                first_id, first_arrival = df["request_id"][0], df["arrival_s"][0]
+                if last_id is not None and first_id <= last_id:
+                    raise UserError(f"{path}: column 'request_id' has duplicated values")
+                if last_arrival is not None and first_arrival < last_arrival:
+                    raise UserError(f"{path}: arrivals are not sorted: row {rows} arrives at {first_arrival} s, "
+                                    f"before row {rows - 1} at {last_arrival} s")
+                last_id, last_arrival = df["request_id"][-1], df["arrival_s"][-1]
+                table = df.to_arrow()
+                table = table.replace_schema_metadata({**(table.schema.metadata or {}), META_KEY: json.dumps(meta).encode()})
+                if writer is None:
+                    writer = pq.ParquetWriter(tmp, table.schema, compression="zstd", write_page_checksum=True)
+                writer.write_table(table)
+                rows += df.height
+        finally:
+            if writer is not None:
+                writer.close()
+        if writer is None:
+            raise UserError(f"{path}: the trace has zero rows")
+    return rows
+
+
 def read_table(path: str | Path) -> tuple[pl.DataFrame, dict]:
     """Read a trace file and its metadata."""
     table, meta = read_parquet(path, "trace", META_KEY)
     return pl.from_arrow(table), meta
 
 
-def hash_tokens(texts: pl.Series, dim: int = HASH_DIM) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Bag of hashed whitespace tokens as CSR (indptr, index, value); values are 1/sqrt(len) so rows have unit norm.
+HASH_CHUNK_ROWS = 1 << 16  # texts hashed at a time: the split words of 65,536 rows, not of the whole trace
 
-    Tokens are hashed with CRC32, which is stable across processes and library versions.
+
+def token_hash(token: str, dim: int = HASH_DIM) -> int:
+    """A token's feature index: CRC32 (stable across processes and library versions) modulo ``dim``."""
+    return zlib.crc32(token.encode()) % dim
+
+
+def index_dtype(dim: int):
+    """The narrowest integer type for feature indices below ``dim`` (int16 for the default 2^14: 2 bytes a token)."""
+    return np.int16 if dim <= 1 << 15 else np.int32
+
+
+def token_csr(lengths: np.ndarray, index: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """CSR (indptr, index, value) of rows with ``lengths`` tokens; every token of a row weighs 1/sqrt(its length).
+
+    When every row has the same length (a synthetic trace) all values are one number, and ``value`` is a
+    read-only view of it with stride 0: no memory for 10^7 x 24 equal floats (docs/performance.md).
     """
-    t = texts.fill_null("").str.to_lowercase().str.split(" ").list.eval(pl.element().filter(pl.element() != ""))
-    lengths = t.list.len().to_numpy().astype(np.int64)
-    flat = t.explode().drop_nulls()
-    uniq = flat.unique()
-    codes = pl.Series([zlib.crc32(s.encode()) % dim for s in uniq.to_list()], dtype=pl.Int64)
-    mapping = dict(zip(uniq.to_list(), codes.to_list()))
-    index = flat.replace_strict(mapping, return_dtype=pl.Int64).to_numpy().astype(np.int32) if len(flat) else np.zeros(0, np.int32)
     indptr = np.zeros(len(lengths) + 1, np.int64)
     np.cumsum(lengths, out=indptr[1:])
     norm = np.where(lengths > 0, 1.0 / np.sqrt(np.maximum(lengths, 1)), 0.0)
-    value = np.repeat(norm, lengths)
+    if len(lengths) and (lengths == lengths[0]).all():
+        value = np.lib.stride_tricks.as_strided(norm[:1].copy(), (len(index),), (0,), writeable=False)
+    else:
+        value = np.repeat(norm, lengths)
     return indptr, index, value
+
+
+def hash_tokens(texts, dim: int = HASH_DIM) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Bag of hashed whitespace tokens (lower-cased) as CSR (indptr, index, value); rows have unit norm.
+
+    ``texts`` is a polars Series or an Arrow (chunked) array of strings; it is hashed :data:`HASH_CHUNK_ROWS`
+    rows at a time, and each distinct word is hashed once per chunk, so no Python object is made per token.
+    """
+    series = texts if isinstance(texts, pl.Series) else pl.from_arrow(texts)
+    lengths = np.empty(len(series), np.int64)
+    parts: list[np.ndarray] = []
+    codes: dict[str, int] = {}
+    for r0 in range(0, len(series), HASH_CHUNK_ROWS):
+        t = series.slice(r0, HASH_CHUNK_ROWS).fill_null("").str.to_lowercase().str.split(" ")
+        t = t.list.eval(pl.element().filter(pl.element() != ""))
+        lengths[r0:r0 + len(t)] = t.list.len().to_numpy()
+        flat = t.explode().drop_nulls()
+        if len(flat) == 0:
+            continue
+        uniq = flat.unique().to_list()
+        for word in uniq:
+            if word not in codes:
+                codes[word] = token_hash(word, dim)
+        mapping = {word: codes[word] for word in uniq}
+        parts.append(flat.replace_strict(mapping, return_dtype=pl.Int32).to_numpy().astype(index_dtype(dim)))
+    index = np.concatenate(parts) if parts else np.zeros(0, index_dtype(dim))
+    return token_csr(lengths, index)
 
 
 def embedding_csr(emb: pl.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
@@ -461,9 +553,8 @@ def build(src: FrameColumns | DictColumns | ParquetColumns, models: list[str], *
     groups, group_names = group_codes(src.get("group"), path)
     if "embedding" in src.columns:
         indptr, index, value, dim = embedding_csr(pl.from_arrow(src.get("embedding")))
-    elif "text" in src.columns and (text := src.get("text")) and pc.max(pc.binary_length(text)).as_py():
-        indptr, index, value = hash_tokens(pl.from_arrow(text))
-        dim = HASH_DIM
+    elif "text" in src.columns and len((tokens := src.hashed_text(HASH_DIM))[1]):
+        (indptr, index, value), dim = tokens, HASH_DIM
     else:  # no text, or only empty strings; np.zeros takes untouched (shared zero) pages: no memory for it
         indptr, index, value, dim = np.zeros(src.height + 1, np.int64), np.zeros(0, np.int32), np.zeros(0), HASH_DIM
     features = RequestFeatures(
