@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from sim.base_registry import Registry
@@ -337,9 +337,12 @@ class MessPlus(PolicyBase):
     V: Annotated[float, Field(gt=0, le=1e6)] = 1e-4
     c: Annotated[float, Field(ge=0, le=1e6)] = 0.1
     alpha: Annotated[float, Field(gt=0, lt=1)] | None = Field(None, description="defaults to the scenario's alpha")
-    energy_estimate: Literal["last", "mean", "oracle"] = Field(
-        "mean", description="'oracle': fixed per-model estimates = the trace's mean cost per model (the theory's "
-                            "exact-cost assumption, for guarantee checks)")
+    # the objective's cost (energy or USD); `energy_estimate`, its name before the objective could be USD, is still
+    # accepted so that older scenarios read the same
+    cost_estimate: Literal["last", "mean", "oracle"] = Field(
+        "mean", validation_alias=AliasChoices("cost_estimate", "energy_estimate"),
+        description="'oracle': fixed per-model estimates = the trace's mean cost per model (the theory's "
+                    "exact-cost assumption, for guarantee checks)")
     explore_needs_feedback: bool = Field(
         False, description="true: exploration labels train the predictor only if the user's feedback arrives")
     learn_from_exploit: bool = Field(

@@ -18,7 +18,7 @@ def matrix_predictor(pred: np.ndarray) -> Predictor:
 def messplus(pred, V=1.0, alpha=0.5, c=0.0, est=EST_MEAN, u=None, needs_feedback=False):
     n, m = pred.shape
     return Router(kind=MESSPLUS, n_models=m, n_requests=n, predictor=matrix_predictor(pred),
-                  u_explore=np.ones(n) if u is None else u, V=V, alpha=alpha, c=c, energy_estimate=est,
+                  u_explore=np.ones(n) if u is None else u, V=V, alpha=alpha, c=c, cost_estimate_rule=est,
                   explore_needs_feedback=needs_feedback)
 
 
