@@ -594,33 +594,47 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
             value = yaml.safe_load(raw) if raw.strip() else None
         except yaml.YAMLError:
             raise UserError(f"--set {item!r}: the value is not valid YAML") from None
-        keys = path.strip().split(".")
-        node: Any = data
-        i = 0
-        while i < len(keys):
-            key = keys[i]
-            if isinstance(node, list):
-                # a policy name may itself contain dots (threshold_0.25): take the longest name that matches
-                for j in range(len(keys), i, -1):
-                    if _named(node, ".".join(keys[i:j])):
-                        key, i = ".".join(keys[i:j]), j - 1
-                        break
-            last = i == len(keys) - 1
-            if isinstance(node, list):
-                idx = _list_index(node, key, path)
-                if last:
-                    node[idx] = value
-                else:
-                    node = node[idx]
-            elif isinstance(node, dict):
-                if last:
-                    node[key] = value
-                else:
-                    node = node.setdefault(key, {})
-            else:
-                raise UserError(f"--set {path}: {'.'.join(keys[:i])} is not a mapping or a list")
-            i += 1
+        try:
+            assign(data, path.strip(), value)
+        except UserError as e:
+            raise UserError(f"--set {e}") from None
     return data
+
+
+def assign(data: dict, path: str, value: Any) -> None:
+    """Set ``value`` at the dotted ``path`` in ``data`` (in place): list items by index or by policy name, a
+    name that itself contains dots (``mp_0.5``) matched whole. The one parser of ``--set`` and sweep keys; errors
+    are ``UserError("<path>: <problem>")`` for the caller to prefix."""
+    import copy
+
+    keys = path.split(".")
+    node: Any = data
+    i = 0
+    while i < len(keys):
+        key = keys[i]
+        if isinstance(node, list):
+            # a policy name may itself contain dots (threshold_0.25): take the longest name that matches
+            for j in range(len(keys), i, -1):
+                if _named(node, ".".join(keys[i:j])):
+                    key, i = ".".join(keys[i:j]), j - 1
+                    break
+        last = i == len(keys) - 1
+        if isinstance(node, list):
+            idx = _list_index(node, key, path)
+            if last:
+                node[idx] = copy.deepcopy(value)
+            else:
+                node = node[idx]
+        elif isinstance(node, dict):
+            if last:
+                node[key] = copy.deepcopy(value)
+            else:
+                if node.get(key) is None:
+                    node[key] = {}
+                node = node[key]
+        else:
+            raise UserError(f"{path}: {'.'.join(keys[:i]) or '(top level)'} is not a mapping or a list")
+        i += 1
 
 
 def _named(node: list, key: str) -> bool:
@@ -631,12 +645,12 @@ def _list_index(node: list, key: str, path: str) -> int:
     if key.lstrip("-").isdigit():
         idx = int(key)
         if not -len(node) <= idx < len(node):
-            raise UserError(f"--set {path}: index {idx} is out of range (the list has {len(node)} items)")
+            raise UserError(f"{path}: index {idx} is out of range (the list has {len(node)} items)")
         return idx
     for idx, item in enumerate(node):
         if isinstance(item, dict) and key in (item.get("name"), item.get("kind")):
             return idx
-    raise UserError(f"--set {path}: no list item named {key!r}")
+    raise UserError(f"{path}: no list item named {key!r}")
 
 
 def _fields_at(loc: tuple) -> list[str]:
