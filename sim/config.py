@@ -2,8 +2,9 @@
 
 Design decisions:
 - Every model forbids unknown keys, NaN and infinity, so a typo is an error rather than a silent default.
-- Families (policies, predictors, arrival processes) are discriminated by ``kind``/``process`` so a new member
-  is one class plus one registry entry.
+- Families (policies, predictors, arrival processes) are discriminated by ``kind``/``process``. A policy or
+  predictor kind is one class here, declared with its ``@POLICIES.register``/``@PREDICTORS.register`` line
+  (sim/base_registry.py); docs/extending.md has the recipes.
 - Errors are reduced to one line naming the key path, the problem and, for a typo, the closest valid key.
 """
 

@@ -7,8 +7,9 @@ compiled ``predict``/``train`` pair serves every kind; the ``kind`` code selects
   ``noisy_oracle`` that matrix is built from ``p_true``: they are oracles and labelled as such.
 - ``group_beta`` keeps a Beta(a, b) per group x model and predicts its mean.
 - ``logistic`` is online multi-label logistic regression on hashed text tokens (or a supplied embedding),
-  plus a one-hot of the group; each training call makes ``epochs`` SGD steps on that one request, as the
-  paper's MLP head does. Momentum is applied lazily to the touched coordinates only.
+  plus a one-hot of the group; each training call makes ``epochs`` steps on that one request, as the
+  paper's MLP head does, with Adagrad (the default) or SGD with momentum (applied lazily to the touched
+  coordinates only).
 """
 
 from __future__ import annotations

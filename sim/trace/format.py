@@ -26,7 +26,8 @@ FORMAT_VERSION = 1
 META_KEY = b"messplus_sim"
 MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 COST_FAMILIES = ("energy_j", "cost_usd")
-# Per-model column families: (prefix, required, integer?)
+# Per-model column families (``<prefix>__<model>``): prefix -> required in every trace (a cost family is checked
+# apart: at least one of COST_FAMILIES)
 PER_MODEL = {
     "sat": True,
     "energy_j": False,
