@@ -296,6 +296,10 @@ class LogisticPredictor(Strict):
     momentum: Annotated[float, Field(ge=0, lt=1)] = 0.0
     l2: NonNegFloat = 0.0
     group_features: bool = Field(True, description="add a one-hot of the request's group to the text features")
+    features: Literal["auto", "text", "group", "text+group", "embedding", "embedding+group"] = Field(
+        "auto", description="what the regression reads: 'auto' (the trace's embedding if it has one, else its "
+                            "hashed text; plus the group if group_features), or exactly the named inputs "
+                            "('group': the group one-hot alone). A named choice sets group_features to match")
     optimizer: Literal["sgd", "adagrad"] = Field(
         "adagrad", description="adagrad: per-coordinate step sizes, stable on sparse hashed features; sgd: the paper's")
     init: Literal["random", "zeros", "prior"] = Field(
@@ -305,6 +309,19 @@ class LogisticPredictor(Strict):
     prior: dict[str, Annotated[float, Field(gt=0, lt=1)]] | None = Field(
         None, description="init: prior: each model's prior mean satisfaction; default: the cost order as the rank "
                           "order, from 0.45 (cheapest) to 0.55 (most expensive)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _features_decide_the_group(cls, data):
+        # `features` names the group or leaves it out; group_features follows it (so the resolved scenario, which
+        # spells both, reads back the same), and a contradicting group_features is an error
+        if isinstance(data, dict) and isinstance(data.get("features"), str) and data["features"] != "auto":
+            wants_group = data["features"] == "group" or data["features"].endswith("+group")
+            if "group_features" in data and data["group_features"] is not wants_group:
+                raise ValueError(f"features: {data['features']} {'reads' if wants_group else 'leaves out'} the "
+                                 f"group, but group_features is {data['group_features']}; give one of the two")
+            data = {**data, "group_features": wants_group}
+        return data
 
     @model_validator(mode="after")
     def _prior_needs_init(self):
