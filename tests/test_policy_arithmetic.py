@@ -72,7 +72,7 @@ def test_queue_update_on_feedback():
     assert r.q_tracked[0] == 0.0
 
 
-def test_energy_estimates_last_and_mean():
+def test_cost_estimates_last_and_mean():
     pred = np.full((3, 2), 0.5)
     last, mean = messplus(pred, est=EST_LAST), messplus(pred, est=EST_MEAN)
     assert list(last.state.cost_estimate) == [1.0, 1.0]  # the reference starts at 1 J
