@@ -367,6 +367,15 @@ class MessPlus(PolicyBase):
         False, description="also train on the served model's label from exploit feedback (not in the paper)")
     predictor: Predictor = LogisticPredictor(kind="logistic")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _one_name_for_the_estimates(cls, data):
+        # both names at once (e.g. --set ...energy_estimate=last on a resolved scenario, which spells cost_estimate)
+        # would silently keep one of them
+        if isinstance(data, dict) and "energy_estimate" in data and "cost_estimate" in data:
+            raise ValueError("cost_estimate and energy_estimate (its old name) are both given; keep cost_estimate")
+        return data
+
 
 @POLICIES.register("sim.policies.registry:plan_always", sees="nothing")
 class Always(PolicyBase):

@@ -130,3 +130,7 @@ def test_energy_estimate_is_an_alias_of_cost_estimate(small_raw):
 
     assert resolved("energy_estimate", "last") == resolved("cost_estimate", "last")
     assert resolved("energy_estimate", "last") != resolved("cost_estimate", "mean")
+    both = json.loads(json.dumps(small_raw))
+    both["policies"][0].update(cost_estimate="mean", energy_estimate="last")
+    with pytest.raises(UserError, match="both given; keep cost_estimate"):
+        validate_scenario(both, "s")
