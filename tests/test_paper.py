@@ -100,7 +100,7 @@ def test_predictor_init():
     def first_prediction(init, seed=1, **kw):
         st = build_predictor(cfg.LogisticPredictor(kind="logistic", init=init, **kw), trace.features, 3, None, seed,
                              "p", trace.models)
-        predict(0, out, *st.arrays())
+        predict(0, out, st)
         return out.copy()
 
     assert (first_prediction("zeros") == 0.5).all()
