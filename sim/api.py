@@ -39,7 +39,7 @@ def run(scenario: str | Path | dict, set: dict[str, Any] | None = None, out: str
 
     prepare()  # numba's cache folder and Arrow's allocator, if this process has not imported them yet
     from sim import config as cfg
-    from sim.running.runner import run_scenario, simulate_scenario
+    from sim.running.runner import run_scenario, simulate_scenario, with_provenance
 
     overrides = [f"{key}={json.dumps(value)}" for key, value in (set or {}).items()]
     if isinstance(scenario, dict):
@@ -58,11 +58,13 @@ def run(scenario: str | Path | dict, set: dict[str, Any] | None = None, out: str
         result = simulate_scenario(parsed, routers=routers)
     else:
         result = run_scenario(parsed, Path(out), overwrite=overwrite, routers=routers)
-        if not result.frames and parsed.split_by != "group":
-            return RunOutput(result.summary, pl.read_parquet(Path(out) / "requests.parquet"),
-                             _read_optional(Path(out) / "occupancy.parquet"))
+    # the dict summary.json holds, provenance included (what produced it: sim/provenance.py), written or not
+    summary = result.summary if "provenance" in result.summary else with_provenance(result.summary, parsed)
+    if out is not None and not result.frames and parsed.split_by != "group":
+        return RunOutput(summary, pl.read_parquet(Path(out) / "requests.parquet"),
+                         _read_optional(Path(out) / "occupancy.parquet"))
     frames = list(result.frames.values())
-    return RunOutput(result.summary, pl.concat(frames) if frames else None, result.occupancy)
+    return RunOutput(summary, pl.concat(frames) if frames else None, result.occupancy)
 
 
 def _read_optional(path: Path) -> pl.DataFrame | None:

@@ -2,8 +2,9 @@
 
 Design decisions:
 - Every model forbids unknown keys, NaN and infinity, so a typo is an error rather than a silent default.
-- Families (policies, predictors, arrival processes) are discriminated by ``kind``/``process`` so a new member
-  is one class plus one registry entry.
+- Families (policies, predictors, arrival processes) are discriminated by ``kind``/``process``. A policy or
+  predictor kind is one class here, declared with its ``@POLICIES.register``/``@PREDICTORS.register`` line
+  (sim/base_registry.py); docs/extending.md has the recipes.
 - Errors are reduced to one line naming the key path, the problem and, for a typo, the closest valid key.
 """
 
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from sim.base_registry import Registry
@@ -295,6 +296,10 @@ class LogisticPredictor(Strict):
     momentum: Annotated[float, Field(ge=0, lt=1)] = 0.0
     l2: NonNegFloat = 0.0
     group_features: bool = Field(True, description="add a one-hot of the request's group to the text features")
+    features: Literal["auto", "text", "group", "text+group", "embedding", "embedding+group"] = Field(
+        "auto", description="what the regression reads: 'auto' (the trace's embedding if it has one, else its "
+                            "hashed text; plus the group if group_features), or exactly the named inputs "
+                            "('group': the group one-hot alone). A named choice sets group_features to match")
     optimizer: Literal["sgd", "adagrad"] = Field(
         "adagrad", description="adagrad: per-coordinate step sizes, stable on sparse hashed features; sgd: the paper's")
     init: Literal["random", "zeros", "prior"] = Field(
@@ -304,6 +309,19 @@ class LogisticPredictor(Strict):
     prior: dict[str, Annotated[float, Field(gt=0, lt=1)]] | None = Field(
         None, description="init: prior: each model's prior mean satisfaction; default: the cost order as the rank "
                           "order, from 0.45 (cheapest) to 0.55 (most expensive)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _features_decide_the_group(cls, data):
+        # `features` names the group or leaves it out; group_features follows it (so the resolved scenario, which
+        # spells both, reads back the same), and a contradicting group_features is an error
+        if isinstance(data, dict) and isinstance(data.get("features"), str) and data["features"] != "auto":
+            wants_group = data["features"] == "group" or data["features"].endswith("+group")
+            if "group_features" in data and data["group_features"] is not wants_group:
+                raise ValueError(f"features: {data['features']} {'reads' if wants_group else 'leaves out'} the "
+                                 f"group, but group_features is {data['group_features']}; give one of the two")
+            data = {**data, "group_features": wants_group}
+        return data
 
     @model_validator(mode="after")
     def _prior_needs_init(self):
@@ -337,14 +355,26 @@ class MessPlus(PolicyBase):
     V: Annotated[float, Field(gt=0, le=1e6)] = 1e-4
     c: Annotated[float, Field(ge=0, le=1e6)] = 0.1
     alpha: Annotated[float, Field(gt=0, lt=1)] | None = Field(None, description="defaults to the scenario's alpha")
-    energy_estimate: Literal["last", "mean", "oracle"] = Field(
-        "mean", description="'oracle': fixed per-model estimates = the trace's mean cost per model (the theory's "
-                            "exact-cost assumption, for guarantee checks)")
+    # the objective's cost (energy or USD); `energy_estimate`, its name before the objective could be USD, is still
+    # accepted so that older scenarios read the same
+    cost_estimate: Literal["last", "mean", "oracle"] = Field(
+        "mean", validation_alias=AliasChoices("cost_estimate", "energy_estimate"),
+        description="'oracle': fixed per-model estimates = the trace's mean cost per model (the theory's "
+                    "exact-cost assumption, for guarantee checks)")
     explore_needs_feedback: bool = Field(
         False, description="true: exploration labels train the predictor only if the user's feedback arrives")
     learn_from_exploit: bool = Field(
         False, description="also train on the served model's label from exploit feedback (not in the paper)")
     predictor: Predictor = LogisticPredictor(kind="logistic")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_name_for_the_estimates(cls, data):
+        # both names at once (e.g. --set ...energy_estimate=last on a resolved scenario, which spells cost_estimate)
+        # would silently keep one of them
+        if isinstance(data, dict) and "energy_estimate" in data and "cost_estimate" in data:
+            raise ValueError("cost_estimate and energy_estimate (its old name) are both given; keep cost_estimate")
+        return data
 
 
 @POLICIES.register("sim.policies.registry:plan_always", sees="nothing")
@@ -640,33 +670,47 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
         path, raw = item.split("=", 1)
         # The same loader as the file: duplicate keys, tags, bombs and deep nesting are refused here too
         value = load_yaml(raw, f"--set {item[:60]!r}") if raw.strip() else None
-        keys = path.strip().split(".")
-        node: Any = data
-        i = 0
-        while i < len(keys):
-            key = keys[i]
-            if isinstance(node, list):
-                # a policy name may itself contain dots (threshold_0.25): take the longest name that matches
-                for j in range(len(keys), i, -1):
-                    if _named(node, ".".join(keys[i:j])):
-                        key, i = ".".join(keys[i:j]), j - 1
-                        break
-            last = i == len(keys) - 1
-            if isinstance(node, list):
-                idx = _list_index(node, key, path)
-                if last:
-                    node[idx] = value
-                else:
-                    node = node[idx]
-            elif isinstance(node, dict):
-                if last:
-                    node[key] = value
-                else:
-                    node = node.setdefault(key, {})
-            else:
-                raise UserError(f"--set {path}: {'.'.join(keys[:i])} is not a mapping or a list")
-            i += 1
+        try:
+            assign(data, path.strip(), value)
+        except UserError as e:
+            raise UserError(f"--set {e}") from None
     return data
+
+
+def assign(data: dict, path: str, value: Any) -> None:
+    """Set ``value`` at the dotted ``path`` in ``data`` (in place): list items by index or by policy name, a
+    name that itself contains dots (``mp_0.5``) matched whole. The one parser of ``--set`` and sweep keys; errors
+    are ``UserError("<path>: <problem>")`` for the caller to prefix."""
+    import copy
+
+    keys = path.split(".")
+    node: Any = data
+    i = 0
+    while i < len(keys):
+        key = keys[i]
+        if isinstance(node, list):
+            # a policy name may itself contain dots (threshold_0.25): take the longest name that matches
+            for j in range(len(keys), i, -1):
+                if _named(node, ".".join(keys[i:j])):
+                    key, i = ".".join(keys[i:j]), j - 1
+                    break
+        last = i == len(keys) - 1
+        if isinstance(node, list):
+            idx = _list_index(node, key, path)
+            if last:
+                node[idx] = copy.deepcopy(value)
+            else:
+                node = node[idx]
+        elif isinstance(node, dict):
+            if last:
+                node[key] = copy.deepcopy(value)
+            else:
+                if node.get(key) is None:
+                    node[key] = {}
+                node = node[key]
+        else:
+            raise UserError(f"{path}: {'.'.join(keys[:i]) or '(top level)'} is not a mapping or a list")
+        i += 1
 
 
 def _named(node: list, key: str) -> bool:
@@ -677,12 +721,12 @@ def _list_index(node: list, key: str, path: str) -> int:
     if key.lstrip("-").isdigit():
         idx = int(key)
         if not -len(node) <= idx < len(node):
-            raise UserError(f"--set {path}: index {idx} is out of range (the list has {len(node)} items)")
+            raise UserError(f"{path}: index {idx} is out of range (the list has {len(node)} items)")
         return idx
     for idx, item in enumerate(node):
         if isinstance(item, dict) and key in (item.get("name"), item.get("kind")):
             return idx
-    raise UserError(f"--set {path}: no list item named {key!r}")
+    raise UserError(f"{path}: no list item named {key!r}")
 
 
 def _fields_at(loc: tuple) -> list[str]:

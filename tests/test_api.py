@@ -44,6 +44,7 @@ def test_run_in_memory_matches_written_results(tmp_path):
     assert r.requests.columns == written.columns and r.requests.equals(written)
     assert json.loads((tmp_path / "out" / "summary.json").read_text()) == json.loads(json.dumps(r.summary))
     assert w.requests.equals(written)
+    assert json.loads(json.dumps(w.summary)) == json.loads((tmp_path / "out" / "summary.json").read_text())
 
 
 def test_run_accepts_a_router_object():

@@ -76,7 +76,7 @@ def test_run_writes_results_and_resolved_scenario(small_raw, tmp_path, capsys):
         assert set(entry["latency_s"]) == {"p50", "p95", "p99"}
     assert summary["policies"]["offline_optimum"]["causal"] is False
     resolved = yaml.safe_load((out / "scenario.resolved.yaml").read_text())
-    assert resolved["policies"][0]["V"] == 0.02 and resolved["policies"][0]["energy_estimate"] == "mean"
+    assert resolved["policies"][0]["V"] == 0.02 and resolved["policies"][0]["cost_estimate"] == "mean"
     # the resolved scenario reruns to the same results
     assert main(["run", str(out / "scenario.resolved.yaml"), "--out", str(tmp_path / "again"), "-q"]) == 0
     assert (tmp_path / "again" / "requests.parquet").read_bytes() == (out / "requests.parquet").read_bytes()
@@ -117,3 +117,20 @@ def test_disk_full_is_one_line(small_raw, tmp_path, capsys, monkeypatch):
     assert main(["run", write(tmp_path, small_raw), "--out", str(tmp_path / "out"), "-q", "--no-report"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("error: No space left on device") and err.count("\n") == 1
+
+
+def test_energy_estimate_is_an_alias_of_cost_estimate(small_raw):
+    """The key was renamed (the estimates hold the objective's cost, which may be USD); the old name reads the same."""
+    def resolved(key, value):
+        raw = json.loads(json.dumps(small_raw))
+        messplus = next(p for p in raw["policies"] if p["kind"] == "messplus")
+        messplus.pop("energy_estimate", None), messplus.pop("cost_estimate", None)
+        messplus[key] = value
+        return validate_scenario(raw, "s").model_dump(mode="json")
+
+    assert resolved("energy_estimate", "last") == resolved("cost_estimate", "last")
+    assert resolved("energy_estimate", "last") != resolved("cost_estimate", "mean")
+    both = json.loads(json.dumps(small_raw))
+    both["policies"][0].update(cost_estimate="mean", energy_estimate="last")
+    with pytest.raises(UserError, match="both given; keep cost_estimate"):
+        validate_scenario(both, "s")

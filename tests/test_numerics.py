@@ -198,18 +198,18 @@ def test_very_long_sequential_run_sums_are_exact():
 # ------------------------------------------------------------------------------------------- the decision
 
 
-def router_for(shat: np.ndarray, ehat: np.ndarray, q: float, V: float, alpha: float) -> Router:
+def router_for(shat: np.ndarray, cost: np.ndarray, q: float, V: float, alpha: float) -> Router:
     m = len(shat)
     pred = make_predictor(MATRIX, m, 0, matrix=np.asarray(shat, np.float64)[None, :].copy())
     r = Router(kind=MESSPLUS, n_models=m, n_requests=1, predictor=pred, u_explore=np.ones(1), V=V, alpha=alpha,
                c=0.0)
-    r.state.cost_estimate[:] = ehat
+    r.state.cost_estimate[:] = cost
     r.q_tracked[0] = q
     return r
 
 
-def exact_scores(shat, ehat, q, V, alpha) -> list[Fraction]:
-    return [Fraction(V) * Fraction(e) + Fraction(q) * (Fraction(alpha) - Fraction(s)) for s, e in zip(shat, ehat)]
+def exact_scores(shat, cost, q, V, alpha) -> list[Fraction]:
+    return [Fraction(V) * Fraction(e) + Fraction(q) * (Fraction(alpha) - Fraction(s)) for s, e in zip(shat, cost)]
 
 
 def test_exact_tie_goes_to_the_cheaper_model():
@@ -227,32 +227,32 @@ def test_exact_tie_goes_to_the_cheaper_model():
 
 def test_tied_predictions_let_the_queue_raise_satisfaction():
     """The tie rule (docs/theory.md, "Tied predictions"): when s-hat ties, the larger model is taken once
-    Q > V (ehat[larger] - ehat[best]); below that the cheaper one stays."""
-    ehat = np.array([80.0, 394.0, 2003.0])
+    Q > V (cost[larger] - cost[best]); below that the cheaper one stays."""
+    cost = np.array([80.0, 394.0, 2003.0])
     V = 1e-4  # gaps: V x 314 = 0.0314 (1B -> 8B), V x 1609 = 0.1609 (8B -> 70B)
     for q, want in ((0.0, 0), (0.03, 0), (0.04, 1), (0.16, 1), (0.17, 2), (50.0, 2)):
-        assert router_for(np.full(3, 0.5), ehat, q=q, V=V, alpha=0.5).decide(0)[0] == want, q
+        assert router_for(np.full(3, 0.5), cost, q=q, V=V, alpha=0.5).decide(0)[0] == want, q
     # a tie between models 1 and 2 (both better than 0) at equal cost estimates: a positive queue takes the larger
     r = router_for(np.array([0.2, 0.6, 0.6]), np.array([1.0, 5.0, 5.0]), q=100.0, V=1e-2, alpha=0.6)
     assert r.decide(0)[0] == 2
     # without the tie rule the decision would be the cheapest model at every Q: the scores differ by V x cost only
-    assert min(exact_scores([0.5] * 3, ehat, 50.0, V, 0.5)) == exact_scores([0.5] * 3, ehat, 50.0, V, 0.5)[0]
+    assert min(exact_scores([0.5] * 3, cost, 50.0, V, 0.5)) == exact_scores([0.5] * 3, cost, 50.0, V, 0.5)[0]
 
 
 def test_one_ulp_from_a_tie():
     """Scores that differ only in the last bit. With V = q = 1 and shat[1] = 0.5 + 2^-53 (one ulp above 0.5):
-    ehat[1] = 2^-53 makes an exact tie, which goes to model 0; ehat[1] one ulp lower makes model 1 strictly
+    cost[1] = 2^-53 makes an exact tie, which goes to model 0; cost[1] one ulp lower makes model 1 strictly
     better (by 2^-106), which the decision must see although the two full scores round to the same float."""
     s1 = np.nextafter(0.5, 1.0)
     assert s1 - 0.5 == 2.0**-53
     tie = router_for(np.array([0.5, s1]), np.array([0.0, 2.0**-53]), q=1.0, V=1.0, alpha=0.75)
     assert tie.decide(0)[0] == 0
-    ehat1 = np.nextafter(2.0**-53, 0.0)
-    near = router_for(np.array([0.5, s1]), np.array([0.0, ehat1]), q=1.0, V=1.0, alpha=0.75)
-    scores = exact_scores([0.5, s1], [0.0, ehat1], 1.0, 1.0, 0.75)
+    cost1 = np.nextafter(2.0**-53, 0.0)
+    near = router_for(np.array([0.5, s1]), np.array([0.0, cost1]), q=1.0, V=1.0, alpha=0.75)
+    scores = exact_scores([0.5, s1], [0.0, cost1], 1.0, 1.0, 0.75)
     assert scores[1] < scores[0]
     # the naive score V e + q (alpha - s) rounds both to 0.25: comparing it would call this a tie
-    assert 1.0 * 0.0 + 1.0 * (0.75 - 0.5) == 1.0 * ehat1 + 1.0 * (0.75 - s1)
+    assert 1.0 * 0.0 + 1.0 * (0.75 - 0.5) == 1.0 * cost1 + 1.0 * (0.75 - s1)
     assert near.decide(0)[0] == 1
     # deterministic: the same state gives the same decision, every time
     assert {near.decide(0)[0] for _ in range(5)} == {1}
@@ -262,20 +262,20 @@ def test_small_cost_gap_is_not_absorbed_by_a_large_queue():
     """V = 1e-8 and energies 1e-3 vs 2e-3 J: the cost term (1e-11) is far below one ulp of the queue term
     (Q = 1e6 times 0.1). With tied predictions and a queue below every cost gap (the tie rule), the cheaper
     model (by estimate) must still win, whichever position it has in the zoo."""
-    for ehat, want in (([2e-3, 1e-3], 1), ([1e-3, 2e-3], 0), ([5e-3, 3e-3, 1e-3, 4e-3], 2)):
-        m = len(ehat)
-        r = router_for(np.full(m, 0.5), np.array(ehat), q=1e-13, V=1e-8, alpha=0.6)
-        assert r.decide(0)[0] == want, ehat
+    for cost, want in (([2e-3, 1e-3], 1), ([1e-3, 2e-3], 0), ([5e-3, 3e-3, 1e-3, 4e-3], 2)):
+        m = len(cost)
+        r = router_for(np.full(m, 0.5), np.array(cost), q=1e-13, V=1e-8, alpha=0.6)
+        assert r.decide(0)[0] == want, cost
     # a large queue: s-hat one ulp apart (no tie), the cost gap 1e-11 still decides against Q x 2^-53 ~ 1e-10
     s = np.array([0.5, np.nextafter(0.5, 1.0)])
     assert router_for(s, np.array([1e-3, 2e-3]), q=1e-2, V=1e-8, alpha=0.6).decide(0)[0] == 0
 
 
-def tie_rule_reference(shat, ehat, q, V) -> int:
+def tie_rule_reference(shat, cost, q, V) -> int:
     """The decision's scan, in exact arithmetic (docs/theory.md)."""
     best = 0
     for m in range(1, len(shat)):
-        gap = Fraction(V) * (Fraction(ehat[m]) - Fraction(ehat[best]))
+        gap = Fraction(V) * (Fraction(cost[m]) - Fraction(cost[best]))
         if shat[m] == shat[best]:
             if q > 0 and Fraction(q) > gap:
                 best = m
@@ -292,25 +292,25 @@ def test_decision_is_the_exact_argmin(data):
     rounding of the differences compared (a few ulps of the terms), ties to the earliest model."""
     m = data.draw(st.integers(2, 12))
     lo, hi = data.draw(st.sampled_from([(-3, 3), (0, 12)]))
-    ehat = [10.0 ** data.draw(st.floats(lo, hi)) for _ in range(m)]
+    cost = [10.0 ** data.draw(st.floats(lo, hi)) for _ in range(m)]
     shat = data.draw(st.lists(st.one_of(st.floats(0, 1), st.sampled_from([0.0, 0.5, 1.0])), min_size=m, max_size=m))
     if data.draw(st.booleans()):  # force exact ties in the predictions
         shat = [shat[0]] * m
     V = 10.0 ** data.draw(st.floats(-8, 2) | st.just(6.0))
     q = data.draw(st.sampled_from([0.0, 1e-300]) | st.floats(0, 1e9))
     alpha = data.draw(st.floats(0.05, 0.99))
-    r = router_for(np.array(shat), np.array(ehat), q=q, V=V, alpha=alpha)
+    r = router_for(np.array(shat), np.array(cost), q=q, V=V, alpha=alpha)
     model, explored, _, s_hat = r.decide(0)
     assert not explored and 0 <= model < m and s_hat == shat[model]
     if len(set(shat)) < m:  # tied predictions: the tie rule, which is not the plain argmin
-        want = tie_rule_reference(shat, ehat, q, V)
-        if abs(V * (ehat[model] - ehat[want])) > 1e-9 * max(V * max(ehat), q):  # beyond rounding of the gaps
+        want = tie_rule_reference(shat, cost, q, V)
+        if abs(V * (cost[model] - cost[want])) > 1e-9 * max(V * max(cost), q):  # beyond rounding of the gaps
             assert model == want
         return
-    scores = exact_scores(shat, ehat, q, V, alpha)
+    scores = exact_scores(shat, cost, q, V, alpha)
     best = min(scores)
     # each compared difference is within ~3 roundings of its terms; a scan over m models chains at most m of them
-    tol = 4 * m * Fraction(EPS) * max(Fraction(V) * Fraction(e) + Fraction(q) for e in ehat)
+    tol = 4 * m * Fraction(EPS) * max(Fraction(V) * Fraction(e) + Fraction(q) for e in cost)
     assert scores[model] - best <= tol  # only a rounding-level near-tie may pick another model
     runner_up = min((x for x in scores if x != best), default=None)
     if runner_up is None or runner_up - best > tol:

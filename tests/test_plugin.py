@@ -208,3 +208,13 @@ def test_sweep_over_a_plugin_with_a_relative_entry(small_raw, tmp_path, capsys):
     assert rc == 0, capsys.readouterr().err
     m = pl.read_parquet(tmp_path / "out" / "manifest.parquet")
     assert m.height == 2 and (m["status"] == "ok").all()
+
+
+def test_bench_reports_the_plugin_path():
+    """``sim bench``'s plugin_path workload routes with the Python plugin, and the table shows it next to numba."""
+    from sim.running.bench import format_table, workload
+
+    elapsed, n = workload(400, plugin=True)()
+    assert n == 400 and elapsed > 0
+    table = format_table({"fast_path": 2e7, "plugin_path": 4e4, "fast_path_vs_plugin": 500.0})
+    assert "plugin_path" in table and "40,000 req/s" in table and "500x" in table

@@ -18,7 +18,7 @@ def matrix_predictor(pred: np.ndarray) -> Predictor:
 def messplus(pred, V=1.0, alpha=0.5, c=0.0, est=EST_MEAN, u=None, needs_feedback=False):
     n, m = pred.shape
     return Router(kind=MESSPLUS, n_models=m, n_requests=n, predictor=matrix_predictor(pred),
-                  u_explore=np.ones(n) if u is None else u, V=V, alpha=alpha, c=c, energy_estimate=est,
+                  u_explore=np.ones(n) if u is None else u, V=V, alpha=alpha, c=c, cost_estimate_rule=est,
                   explore_needs_feedback=needs_feedback)
 
 
@@ -72,7 +72,7 @@ def test_queue_update_on_feedback():
     assert r.q_tracked[0] == 0.0
 
 
-def test_energy_estimates_last_and_mean():
+def test_cost_estimates_last_and_mean():
     pred = np.full((3, 2), 0.5)
     last, mean = messplus(pred, est=EST_LAST), messplus(pred, est=EST_MEAN)
     assert list(last.state.cost_estimate) == [1.0, 1.0]  # the reference starts at 1 J

@@ -52,7 +52,7 @@ def zoo_models(draw, lo=2, hi=12):
 @st.composite
 def policies_for(draw, names):
     pol = [{"kind": "messplus", "V": 10.0 ** draw(st.floats(-4, 0)), "c": draw(st.floats(0.0, 1.0)),
-            "energy_estimate": draw(st.sampled_from(["mean", "last"])),
+            "cost_estimate": draw(st.sampled_from(["mean", "last"])),
             "explore_needs_feedback": draw(st.booleans()), "learn_from_exploit": draw(st.booleans()),
             "predictor": {"kind": draw(st.sampled_from(["group_beta", "logistic", "oracle", "noisy_oracle"]))}}]
     weak, strong = sorted(draw(st.lists(st.sampled_from(names), min_size=2, max_size=2, unique=True)),

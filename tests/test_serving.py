@@ -128,10 +128,9 @@ def test_busy_timeline_windows():
 
 def test_report_shows_the_gpu_view(profile_dir, tmp_path):
     from sim.report.charts import load_run, run_charts
-    from sim.running.runner import write_results
+    from sim.running.runner import run_scenario
 
     sc = scenario(profile_dir)
-    result = simulate_scenario(sc, trace([0.0, 0.5, 3.0]))
-    write_results(result, sc, tmp_path)
-    charts, skipped = run_charts(load_run(tmp_path))
+    run_scenario(sc, tmp_path / "out", trace=trace([0.0, 0.5, 3.0]))
+    charts, skipped = run_charts(load_run(tmp_path / "out"))
     assert "gpus" in dict(charts) and "gpus" not in skipped

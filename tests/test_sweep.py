@@ -116,6 +116,19 @@ def test_bad_sweeps_are_one_line_errors(sweep_raw, sweep, message):
     assert "\n" not in str(e.value)
 
 
+
+def test_sweep_keys_and_set_share_one_parser(sweep_raw):
+    """A policy name with a dot (mp_0.5) is addressed whole, by a sweep key as by --set (one parser)."""
+    from sim.config import apply_overrides
+
+    sweep_raw["policies"][0]["name"] = "mp_0.5"
+    sweep_raw["sweep"] = {"grid": {"policies.mp_0.5.V": [0.01, 0.1]}}
+    _, cells = expand(sweep_raw)
+    assert [c.scenario.policies[0].V for c in cells] == [0.01, 0.1]
+    by_set = apply_overrides(sweep_raw, ["policies.mp_0.5.V=0.1"])
+    assert by_set["policies"][0]["V"] == 0.1 and cells[1].scenario.policies[0].label == "mp_0.5"
+
+
 # ---------------------------------------------------------------- running
 
 def test_cell_equals_plain_run(sweep_raw, tmp_path):

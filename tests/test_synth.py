@@ -70,8 +70,9 @@ def test_sequential_mix_keeps_groups_in_order():
     assert g[:10000] == ["easy"] * 10000 and g[10000:] == ["hard"] * 10000
 
 
-def _learned_correlation(trace, n_train=4000):
-    st = build_predictor(LogisticPredictor(kind="logistic", group_features=False), trace.features, trace.m, None, 0, "t")
+def _learned_predictions(trace, n_train=4000, **spec_args):
+    spec_args = spec_args or {"group_features": False}
+    st = build_predictor(LogisticPredictor(kind="logistic", **spec_args), trace.features, trace.m, None, 0, "t")
     mask = np.ones(trace.m, np.bool_)
     for t in range(n_train):
         train(t, trace.outcomes.sat[t], mask, st)
@@ -79,6 +80,11 @@ def _learned_correlation(trace, n_train=4000):
     for t in range(n_train, trace.n):
         predict(t, out, st)
         preds.append(out[1])
+    return np.array(preds)
+
+
+def _learned_correlation(trace, n_train=4000, **spec_args):
+    preds = _learned_predictions(trace, n_train, **spec_args)
     return np.corrcoef(preds, trace.outcomes.p_true[n_train:, 1])[0, 1]
 
 
@@ -96,3 +102,58 @@ def test_a_supplied_embedding_replaces_the_text():
     trace = from_frame(df.with_columns(pl.Series("embedding", emb.tolist())), models)
     assert trace.features.feature_dim == 3
     assert _learned_correlation(trace) > 0.9
+
+
+def _text_and_embedding_trace():
+    df, models = synth_frame(spec(requests=6000), seed=2)
+    d = df["p_true__l"].to_numpy()
+    emb = np.column_stack([d, 1 - d, np.ones_like(d)])  # an embedding that knows the difficulty
+    return from_frame(df.with_columns(pl.Series("embedding", emb.tolist())), models)
+
+
+def test_logistic_features_pick_text_group_or_embedding():
+    """`features` chooses what the logistic regression reads, even when the trace has both text and an embedding."""
+    from sim.trace.format import HASH_DIM
+
+    trace = _text_and_embedding_trace()
+    by_embedding = _learned_correlation(trace, features="embedding")
+    by_text = _learned_correlation(trace, features="text")
+    assert by_embedding > 0.9 and 0.3 < by_text < by_embedding - 0.05  # the text is informative, but less so
+    assert build_predictor(LogisticPredictor(kind="logistic", features="text"), trace.features, trace.m, None, 0,
+                           "t").feature_dim == HASH_DIM
+    # group only: one prediction per group, whatever the request's text or embedding
+    preds = _learned_predictions(trace, features="group")
+    groups = trace.features.groups[4000:]
+    for g in np.unique(groups):
+        assert np.ptp(preds[groups == g]) == 0.0
+    assert len(np.unique(preds)) == len(np.unique(groups))
+    # text+group and embedding+group add the group one-hot to the same rows
+    assert _learned_correlation(trace, features="text+group") != by_text
+
+
+def test_logistic_features_auto_is_the_old_default():
+    """`auto` (the default) reads what the trace has, as before; on a text trace it equals text+group."""
+    df, models = synth_frame(spec(requests=6000), seed=2)
+    trace = from_frame(df, models)
+    auto = _learned_predictions(trace, group_features=True)
+    assert np.array_equal(auto, _learned_predictions(trace, features="text+group"))
+    assert not np.array_equal(auto, _learned_predictions(trace, features="text"))
+
+
+def test_logistic_features_errors(small_raw):
+    from sim.config import validate_scenario
+    from sim.errors import UserError
+
+    df, models = synth_frame(spec(requests=200, text={"tokens": 0}), seed=2)
+    no_text = from_frame(df.drop("text") if "text" in df.columns else df, models)
+    for choice, column in (("embedding", "'embedding'"), ("text", "'text'")):
+        with pytest.raises(UserError, match=f"features '{choice}' needs .*{column}"):
+            build_predictor(LogisticPredictor(kind="logistic", features=choice), no_text.features, 2, None, 0, "p")
+    with pytest.raises(ValueError, match="leaves out the group, but group_features is True"):
+        LogisticPredictor(kind="logistic", features="text", group_features=True)
+    resolved = LogisticPredictor(kind="logistic", features="group").model_dump(mode="json")
+    assert resolved["group_features"] is True and LogisticPredictor(**resolved).features == "group"
+    small_raw["policies"] = [{"kind": "messplus", "predictor": {"kind": "logistic", "features": "txt"}}]
+    with pytest.raises(UserError, match="features") as e:
+        validate_scenario(small_raw, "s")
+    assert "\n" not in str(e.value)

@@ -14,9 +14,9 @@ What each argument of the theory is, for a run of this simulator:
 - ``iid``: a synthetic trace with ``mix: shuffled`` is i.i.d. by construction (a uniformly random order of
   i.i.d. draws); ``mix: sequential`` (groups in blocks) is not, and neither, conservatively, is a trace read
   from a file, whose order we cannot vouch for. Non-i.i.d. makes the drift-plus-penalty bounds "not applicable".
-- ``exact_costs``: MESS+ decides with its running per-model cost estimates ``ehat``; they equal the theory's
-  ``E-bar`` only with ``energy_estimate: oracle`` (fixed at the trace's per-model means). Otherwise the
-  bounds that need exact costs are "not applicable" (we do not record the ``ehat`` series).
+- ``exact_costs``: MESS+ decides with its running per-model cost estimates (``cost_estimate``); they equal the theory's
+  ``E-bar`` only with ``cost_estimate: oracle`` (fixed at the trace's per-model means). Otherwise the
+  bounds that need exact costs are "not applicable" (we do not record the estimates' series).
 - ``pred_error`` (eps_t = max_m |s-hat_{t,m} - P_{t,m}|): 0 for the ``oracle`` predictor (s-hat = p_true);
   for ``noisy_oracle`` it is computed from the predictor's full (T, M) matrix, so it is exact, not an
   approximation from the chosen model's s-hat. Learned predictors have no error series (bounds n.a.).
@@ -75,7 +75,7 @@ def policy_guarantees(scenario: cfg.Scenario, policy, trace, router, decisions: 
         S=o.sat, cache=lp_cache, alpha=alpha, V=float(policy.V), c=float(policy.c), E=o.cost, P=o.p_true,
         cost=cols["cost"], sat=cols["sat"], explored=cols["explored"], p_explore=cols["p_explore"],
         choice=cols["model_index"], pred_error=pred_error,
-        decision_costs=o.cost.mean(axis=0), exact_costs=policy.energy_estimate == "oracle",
+        decision_costs=o.cost.mean(axis=0), exact_costs=policy.cost_estimate == "oracle",
         feedback_rate=rate, feedback_delay=delay, sequential=sequential, iid=trace_is_iid(scenario),
         predictor=kind, **cross,
     )

@@ -7,8 +7,9 @@ compiled ``predict``/``train`` pair serves every kind; the ``kind`` code selects
   ``noisy_oracle`` that matrix is built from ``p_true``: they are oracles and labelled as such.
 - ``group_beta`` keeps a Beta(a, b) per group x model and predicts its mean.
 - ``logistic`` is online multi-label logistic regression on hashed text tokens (or a supplied embedding),
-  plus a one-hot of the group; each training call makes ``epochs`` SGD steps on that one request, as the
-  paper's MLP head does. Momentum is applied lazily to the touched coordinates only.
+  plus a one-hot of the group; each training call makes ``epochs`` steps on that one request, as the
+  paper's MLP head does, with Adagrad (the default) or SGD with momentum (applied lazily to the touched
+  coordinates only).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import numpy as np
 
 from sim import config as cfg
 from sim.rng import stream
-from sim.trace.format import Outcomes, RequestFeatures
+from sim.trace.format import HASH_DIM, Outcomes, RequestFeatures
 from sim.world.nrt import borrow
 
 MATRIX, GROUP_BETA, LOGISTIC = 0, 1, 2
@@ -53,11 +54,14 @@ def lend_predictor(p):
 def make_predictor(kind: int, n_models: int, n_groups: int, features: RequestFeatures | None = None,
                    matrix: np.ndarray | None = None, weights: np.ndarray | None = None, prior=(1.0, 1.0),
                    lr=0.0, epochs=0, momentum=0.0, l2=0.0, group_features=False, adagrad=False,
-                   n_requests: int = 1, bias: np.ndarray | None = None) -> Predictor:
+                   n_requests: int = 1, bias: np.ndarray | None = None, tokens: tuple | None = None) -> Predictor:
     """A predictor tuple with consistent types (numba compiles one kernel per combination of field types).
 
     Without ``features`` (tests, plan routers) every one of ``n_requests`` requests is in group 0, with no tokens.
+    ``tokens`` (indptr, index, value, width) replaces the features' own token rows (:func:`logistic_inputs`).
     """
+    if tokens is None and features is not None:
+        tokens = (features.token_indptr, features.token_index, features.token_value, features.feature_dim)
     weights = np.zeros((0, 0)) if weights is None else weights
     return Predictor(
         kind=int(kind), lr=float(lr), epochs=int(epochs), momentum=float(momentum), l2=float(l2),
@@ -65,11 +69,11 @@ def make_predictor(kind: int, n_models: int, n_groups: int, features: RequestFea
         matrix=np.ascontiguousarray(np.zeros((0, n_models)) if matrix is None else matrix),
         beta_a=np.full((n_groups, n_models), float(prior[0])), beta_b=np.full((n_groups, n_models), float(prior[1])),
         weights=weights, bias=np.zeros(n_models) if bias is None else bias, vel_w=np.zeros_like(weights), vel_b=np.zeros(n_models),
-        indptr=features.token_indptr if features is not None else np.zeros(n_requests + 1, np.int64),
-        index=features.token_index if features is not None else np.zeros(0, np.int32),
-        value=features.token_value if features is not None else np.zeros(0),
+        indptr=tokens[0] if tokens is not None else np.zeros(n_requests + 1, np.int64),
+        index=tokens[1] if tokens is not None else np.zeros(0, np.int32),
+        value=tokens[2] if tokens is not None else np.zeros(0),
         groups=features.groups if features is not None else np.zeros(n_requests, np.int32),
-        feature_dim=int(features.feature_dim) if features is not None else 0,
+        feature_dim=int(tokens[3]) if tokens is not None else 0,
     )
 
 
@@ -122,15 +126,36 @@ def group_beta(spec, features, n_models, outcomes_for_oracle, seed, name, models
 
 
 def logistic(spec, features, n_models, outcomes_for_oracle, seed, name, models=None) -> dict:
-    weights = np.zeros((n_models, features.feature_dim + len(features.group_names)))
-    bias = initial_weights(spec, features, weights, n_models, seed, name, models)  # fills weights as spec.init says
+    tokens = logistic_inputs(spec, features, name)
+    weights = np.zeros((n_models, tokens[3] + len(features.group_names)))
+    bias = initial_weights(spec, features, weights, n_models, seed, name, models, tokens[0])  # as spec.init says
     return {"kind": LOGISTIC, "lr": spec.lr, "epochs": spec.epochs, "momentum": spec.momentum, "l2": spec.l2,
             "group_features": spec.group_features, "adagrad": spec.optimizer == "adagrad", "weights": weights,
-            "bias": bias}
+            "bias": bias, "tokens": tokens}
+
+
+def logistic_inputs(spec, features: RequestFeatures, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """The per-request feature rows (CSR indptr, index, value, width) that ``spec.features`` names; the group
+    one-hot is added by the kernels when ``spec.group_features`` (which ``features`` sets)."""
+    own = (features.token_indptr, features.token_index, features.token_value, int(features.feature_dim))
+    choice = getattr(spec, "features", "auto")
+    if choice == "auto":
+        return own
+    source = choice.split("+")[0]
+    if source == "group":  # no token features: a width-0 block before the group one-hot
+        return np.zeros(len(features.groups) + 1, np.int64), np.zeros(0, np.int32), np.zeros(0), 0
+    if source == features.token_source:
+        return own
+    if source == "text" and features.text_tokens is not None:
+        return (*features.text_tokens, HASH_DIM)
+    from sim.errors import UserError
+
+    column = "a non-empty 'text'" if source == "text" else "an 'embedding'"
+    raise UserError(f"policy {name}: predictor features {choice!r} needs {column} column in the trace")
 
 
 def initial_weights(spec, features: RequestFeatures, weights: np.ndarray, n_models: int, seed: int, name: str,
-                    models: list[str] | None) -> np.ndarray:
+                    models: list[str] | None, token_indptr: np.ndarray | None = None) -> np.ndarray:
     """Fill ``weights`` as ``spec.init`` says and return the bias (docs/theory.md, "Tied predictions").
 
     - random: uniform in +-1/sqrt(fan_in), torch's nn.Linear default (the paper's head starts this way); fan_in
@@ -140,6 +165,8 @@ def initial_weights(spec, features: RequestFeatures, weights: np.ndarray, n_mode
       the same weights.
     - zeros: every model predicts 0.5 until it has seen labels that differ between models.
     - prior: zero weights; bias = logit(prior mean) per model, so predictions differ from the first request.
+
+    ``token_indptr``: the rows the predictor reads (:func:`logistic_inputs`); default the trace's own.
     """
     if spec.init == "zeros":
         return np.zeros(n_models)
@@ -156,8 +183,9 @@ def initial_weights(spec, features: RequestFeatures, weights: np.ndarray, n_mode
         else:  # the cost order as the rank order
             mean = np.linspace(0.45, 0.55, n_models) if n_models > 1 else np.full(1, 0.5)
         return np.log(mean / (1.0 - mean))
-    n = max(1, len(features.token_indptr) - 1)
-    fan_in = (features.token_indptr[-1] / n) + (1.0 if spec.group_features else 0.0)
+    indptr = features.token_indptr if token_indptr is None else token_indptr
+    n = max(1, len(indptr) - 1)
+    fan_in = (indptr[-1] / n) + (1.0 if spec.group_features else 0.0)
     k = 1.0 / np.sqrt(max(1.0, fan_in))
     rng = stream(seed, "predictor_init", name)
     weights[:] = rng.uniform(-k, k, weights.shape)

@@ -45,7 +45,7 @@ class BuildContext:
 def describe(policy) -> dict:
     pred = getattr(policy, "predictor", None)
     oracle_predictor = pred is not None and pred.kind in ORACLE_PREDICTORS
-    oracle_costs = getattr(policy, "energy_estimate", None) == "oracle"
+    oracle_costs = getattr(policy, "cost_estimate", None) == "oracle"
     notes = [f"predictor {pred.kind} reads p_true (oracle)"] if oracle_predictor else []
     notes += ["cost estimates are the trace's per-model means (oracle)"] if oracle_costs else []
     notes += ["the two models' full-data mean accuracy"] if getattr(policy, "strong_share", None) == "auto" else []
@@ -90,10 +90,10 @@ def build_messplus(policy: cfg.MessPlus, context: BuildContext) -> Router:
     router = Router(kind=MESSPLUS, n_models=trace.m, n_requests=trace.n,
                     predictor=_predictor(policy, trace, context.seed), u_explore=context.u_explore,
                     V=policy.V, alpha=policy_alpha(policy, context.alpha), c=policy.c,
-                    energy_estimate=EST_LAST if policy.energy_estimate == "last" else EST_MEAN,
+                    cost_estimate_rule=EST_LAST if policy.cost_estimate == "last" else EST_MEAN,
                     explore_needs_feedback=policy.explore_needs_feedback,
                     learn_from_exploit=policy.learn_from_exploit)
-    if policy.energy_estimate == "oracle":  # fixed at the trace's per-model means: infinite counts freeze them
+    if policy.cost_estimate == "oracle":  # fixed at the trace's per-model means: infinite counts freeze them
         router.state.cost_estimate[:] = trace.outcomes.cost.mean(axis=0)
         router.state.cost_count[:] = np.inf
     return router

@@ -36,7 +36,7 @@ EST_LAST, EST_MEAN = 0, 1
 #: A router's fixed parameters (numba reads them as a typed tuple: scalars, by name).
 RouterParams = namedtuple("RouterParams", [
     "kind",  # PLAN, MESSPLUS or THRESHOLD
-    "energy_estimate",  # EST_LAST or EST_MEAN: how the cost estimates follow the observed costs
+    "cost_estimate_rule",  # EST_LAST or EST_MEAN: how the cost estimates follow the observed costs
     "explore_needs_feedback",  # MESS+: exploration labels train only when the user's feedback arrives
     "learn_from_exploit",  # MESS+: also train on the served model's label from exploit feedback
     "weak", "strong",  # threshold: the two models
@@ -120,13 +120,13 @@ def decide(t, params, state, pred):
     p = explore_probability(t, params.c)
     if state.u_explore[t] < p and not (gated and not avail[t].all()):
         return n_models - 1, True, p, shat[n_models - 1]
-    V, q, ehat = params.V, state.q_tracked[0], state.cost_estimate
-    # argmin_m V ehat[m] + q (alpha - shat[m]), compared by differences with the best so far: a small cost gap
+    V, q, cost = params.V, state.q_tracked[0], state.cost_estimate
+    # argmin_m V cost[m] + q (alpha - shat[m]), compared by differences with the best so far: a small cost gap
     # is not absorbed into a large queue term (V = 1e-8, Q = 1e6). Strict < breaks exact ties towards the
     # earlier, cheaper model (cost order); see docs/invariants.md and tests/test_numerics.py.
     # Tied predictions (an untrained predictor, or one that has only seen equal labels) leave the queue no lever:
     # the tie rule then gives the larger model the largest edge it could have (1), so it is taken once
-    # q > V (ehat[m] - ehat[best]) and Q can still raise satisfaction (docs/theory.md, "Tied predictions").
+    # q > V (cost[m] - cost[best]) and Q can still raise satisfaction (docs/theory.md, "Tied predictions").
     best_m = 0
     if gated:
         while not avail[t, best_m]:
@@ -134,7 +134,7 @@ def decide(t, params, state, pred):
     for m in range(best_m + 1, n_models):
         if gated and not avail[t, m]:
             continue
-        gap = V * (ehat[m] - ehat[best_m])
+        gap = V * (cost[m] - cost[best_m])
         if shat[m] == shat[best_m]:
             if q > 0.0 and q > gap:
                 best_m = m
@@ -158,21 +158,21 @@ def decide_and_record(t, params, state, pred, model_out, explored_out, p_out, qt
 @nb.njit(cache=True, inline="always")  # inlined into the sequential loop: docs/performance.md
 def complete(t, model, explored, cost_row, label_row, params, state, pred):
     """Service of t ended: update the cost estimates; an exploration without feedback gate trains now."""
-    ehat, ecount = state.cost_estimate, state.cost_count
-    n_models = ehat.shape[0]
+    cost, count = state.cost_estimate, state.cost_count
+    n_models = cost.shape[0]
     if explored:
         for m in range(n_models):
-            ecount[m] += 1.0
-            if params.energy_estimate == EST_LAST:
-                ehat[m] = cost_row[m]
+            count[m] += 1.0
+            if params.cost_estimate_rule == EST_LAST:
+                cost[m] = cost_row[m]
             else:
-                ehat[m] += (cost_row[m] - ehat[m]) / ecount[m]
+                cost[m] += (cost_row[m] - cost[m]) / count[m]
         if params.kind == MESSPLUS and not params.explore_needs_feedback:
             state.mask[:] = True
             train(t, label_row, state.mask, pred)
-    elif params.energy_estimate == EST_MEAN:
-        ecount[model] += 1.0
-        ehat[model] += (cost_row[model] - ehat[model]) / ecount[model]
+    elif params.cost_estimate_rule == EST_MEAN:
+        count[model] += 1.0
+        cost[model] += (cost_row[model] - cost[model]) / count[model]
 
 
 @nb.njit(cache=True, inline="always")  # inlined into the sequential loop: docs/performance.md
@@ -196,11 +196,11 @@ class Router:
 
     def __init__(self, *, kind: int, n_models: int, n_requests: int, predictor: Predictor | None,
                  u_explore: np.ndarray | None = None, plan: np.ndarray | None = None, V: float = 0.0,
-                 alpha: float = 0.0, c: float = 0.0, threshold: float = 0.0, energy_estimate: int = EST_MEAN,
+                 alpha: float = 0.0, c: float = 0.0, threshold: float = 0.0, cost_estimate_rule: int = EST_MEAN,
                  explore_needs_feedback: bool = False, weak: int = 0, strong: int = 0,
                  learn_from_exploit: bool = False, strong_share: float | None = None):
         self.params = RouterParams(
-            kind=int(kind), energy_estimate=int(energy_estimate), explore_needs_feedback=bool(explore_needs_feedback),
+            kind=int(kind), cost_estimate_rule=int(cost_estimate_rule), explore_needs_feedback=bool(explore_needs_feedback),
             learn_from_exploit=bool(learn_from_exploit), weak=int(weak), strong=int(strong), V=float(V),
             alpha=float(alpha), c=float(c), strong_share=-1.0 if strong_share is None else float(strong_share),
             quantile_step=QUANTILE_STEP)

@@ -123,7 +123,7 @@ def summary_table(run) -> str:
     return '<div class="scroll"><table class="summary">' + "".join(rows) + "</table></div>" + note
 
 
-def run_section(run, index: int, charts_only: bool = False):
+def run_section(run, index: int):
     """The page section of one run: facts, the summary table and every chart that applies."""
     from sim.report import charts as C
     from sim.report.html import Figure, Section

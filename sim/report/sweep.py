@@ -58,8 +58,6 @@ V_KINDS = POLICIES.names(has_V=True)
 #: Policies that bound the frontier (see the future): from the registry.
 BOUND_KINDS = POLICIES.names(causal=False)
 
-METRICS = ("satisfaction", "cost", "violation")
-
 
 def is_sweep_dir(path: Path) -> bool:
     return (Path(path) / "manifest.parquet").exists()

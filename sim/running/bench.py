@@ -8,6 +8,10 @@ cache there). What each one times (docs/performance.md has the figures and the m
   plus the evaluation (:func:`sim.evaluation.metrics.evaluate`: realised satisfaction and cost, the true queue, the
   summary). Not timed: making the trace, building the router, the per-request table and writing files.
 - ``fast_path_logistic``: the same with the ``logistic`` predictor on 24 hashed text tokens per request.
+- ``plugin_path``: the same workload as ``fast_path`` routed by ``examples/messplus_plugin.py`` (MESS+ with a
+  per-group Beta predictor written in Python, ``kind: python``, docs/plugins.md) in sequential mode: the engine
+  calls ``decide``, ``on_complete`` and ``on_feedback`` in Python for every request. Timed as ``fast_path``.
+  ``fast_path_vs_plugin`` is ``fast_path / plugin_path``: what writing a router in Python costs.
 - ``des``: the discrete-event engine (:func:`sim.world.engine.simulate`) with 4 models of 4 slots each, service
   times, 70 % feedback after an exponential delay, MESS+ with ``group_beta``; load about 80 % of capacity so
   requests queue. Timed: the whole engine (routing, slots, completions, feedback, occupancy and per-request
@@ -35,7 +39,10 @@ REPO = Path(__file__).resolve().parents[2]  # sim/running/bench.py -> the reposi
 MODELS4 = ["m1", "m2", "m3", "m4"]
 
 
-def _four_model_scenario(n: int, predictor: str, mode: str, tokens: int) -> dict:
+PLUGIN_ENTRY = str(REPO / "examples" / "messplus_plugin.py") + ":MessPlus"
+
+
+def _four_model_scenario(n: int, predictor: str, mode: str, tokens: int, plugin: bool = False) -> dict:
     acc_a = {"m1": 0.45, "m2": 0.6, "m3": 0.72, "m4": 0.8}
     acc_b = {"m1": 0.3, "m2": 0.5, "m3": 0.65, "m4": 0.75}
     energy = {"m1": 40.0, "m2": 150.0, "m3": 600.0, "m4": 2000.0}
@@ -52,20 +59,25 @@ def _four_model_scenario(n: int, predictor: str, mode: str, tokens: int) -> dict
         "engine": {"mode": mode, "progress": False},
         "policies": [{"kind": "messplus", "V": 1e-3, "c": 0.1, "predictor": {"kind": predictor}}],
     }
+    if plugin:  # the same MESS+ (V, c) as a Python plugin; it always predicts with a per-group Beta
+        raw["policies"] = [{"kind": "python", "name": "plugin", "entry": PLUGIN_ENTRY, "args": {"V": 1e-3, "c": 0.1}}]
     if mode == "des":
         raw["zoo"] = [{"name": m, "slots": 4} for m in MODELS4]
         raw["feedback"] = {"rate": 0.7, "delay": {"dist": "exponential", "mean_s": 5.0}}
     return raw
 
 
-def workload(n: int, predictor: str = "group_beta", mode: str = "sequential") -> Callable[[], int]:
-    """A function that routes and evaluates ``n`` requests once (the timed part) and returns ``n``."""
+def workload(n: int, predictor: str = "group_beta", mode: str = "sequential",
+             plugin: bool = False) -> Callable[[], tuple[float, int]]:
+    """A function that routes and evaluates ``n`` requests once and returns (timed seconds, ``n``); ``plugin``:
+    routed by examples/messplus_plugin.py instead of the numba router."""
     from sim.evaluation.metrics import evaluate
     from sim.policies.registry import build_router, policy_alpha
     from sim.rng import stream
     from sim.running.runner import build_trace, capacities, feedback_draws, run_policy
 
-    scenario = cfg.validate_scenario(_four_model_scenario(n, predictor, mode, 24 if predictor == "logistic" else 0))
+    scenario = cfg.validate_scenario(
+        _four_model_scenario(n, predictor, mode, 24 if predictor == "logistic" else 0, plugin))
     trace = build_trace(scenario)
     given, delay = feedback_draws(scenario, trace.n)
     u_explore = stream(scenario.seed, "explore").random(trace.n)
@@ -147,6 +159,9 @@ def run_bench(repeats: int = 5, quick: bool = False, grid: bool = True, workers:
     out["fast_path"] = _rate(workload(1_000_000 // scale, "group_beta"), repeats)
     log(f"fast_path_logistic: {200_000 // scale:,} requests x {repeats} ...")
     out["fast_path_logistic"] = _rate(workload(200_000 // scale, "logistic"), repeats)
+    log(f"plugin_path: {50_000 // scale:,} requests x {repeats} ...")
+    out["plugin_path"] = _rate(workload(50_000 // scale, plugin=True), repeats)
+    out["fast_path_vs_plugin"] = out["fast_path"] / out["plugin_path"]
     log(f"des: {200_000 // scale:,} requests x {repeats} ...")
     out["des"] = _rate(workload(200_000 // scale, "group_beta", "des"), repeats)
     n_mm1 = 200_000 // scale
@@ -167,12 +182,12 @@ TARGETS = {"fast_path": 10_000_000, "fast_path_logistic": 1_000_000, "des_vs_sim
 
 def format_table(results: dict) -> str:
     lines = [f"{'figure':<20} {'measured':>16}  target"]
-    for key in ("fast_path", "fast_path_logistic", "des", "simpy_mm1", "des_vs_simpy_mm1", "paper_grid_s"):
+    for key in ("fast_path", "fast_path_logistic", "plugin_path", "fast_path_vs_plugin", "des", "simpy_mm1", "des_vs_simpy_mm1", "paper_grid_s"):
         v = results.get(key)
         if v is None:
             shown = "-"
-        elif key == "des_vs_simpy_mm1":
-            shown = f"{v:.2f}x"
+        elif key in ("des_vs_simpy_mm1", "fast_path_vs_plugin"):
+            shown = f"{v:.2f}x" if v < 100 else f"{v:,.0f}x"
         elif key == "paper_grid_s":
             shown = f"{v:.1f} s"
         else:

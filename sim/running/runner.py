@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 
 from sim import config as cfg
 from sim.provenance import parquet_metadata, provenance
-from sim.atomic import atomic_path, durable_replace, remove_stale_temps, write_json, write_text
+from sim.atomic import durable_replace, remove_stale_temps, write_json, write_text
 from sim.world.engine import simulate
 from sim.world.events import apply_trace_events, availability, recovery
 from sim.errors import UserError
@@ -235,8 +235,9 @@ class ResultStream:
 
     Each file grows under a hidden temporary name in ``out`` (``.requests.parquet.<random>.tmp``, as
     :func:`sim.atomic.atomic_path` names them) and is renamed into place by :meth:`commit`, which writes the
-    stamp ``scenario.resolved.yaml`` last, as :func:`write_results` does. ``out`` is created only when the
-    first rows are ready; on any failure the temporary files (and a folder this run created) are removed.
+    stamp ``scenario.resolved.yaml`` last (present: every result file there is of that scenario). ``out`` is
+    created only when the first rows are ready; on any failure the temporary files (and a folder this run
+    created) are removed.
     """
 
     ROWS = 1 << 18  # 2^18 rows x 19 columns: about 40 MB of chunk buffers at a time
@@ -346,36 +347,6 @@ def check_out_dir(out: Path, resolved: str, overwrite: bool) -> None:
         os.unlink(probe)
     except OSError as e:
         raise UserError(f"output {out}: cannot write there ({e.strerror})") from None
-
-
-def write_results(result: RunResult, scenario: cfg.Scenario, out: Path) -> None:
-    """Write every result file atomically; requests are streamed policy by policy in row groups."""
-    frames = list(result.frames.values())
-    stamp = out / "scenario.resolved.yaml"  # written last: present = every result file here is of that scenario
-    if stamp.exists() and stamp.read_text(encoding="utf-8") != cfg.resolved_yaml(scenario):
-        stamp.unlink()  # --overwrite: an interrupted rewrite must not leave new files under the old stamp
-        (out / "report.html").unlink(missing_ok=True)  # nor the old scenario's report next to new results
-    metadata = parquet_metadata(cfg.resolved_yaml(scenario))
-    with atomic_path(out / "requests.parquet") as tmp:
-        writer = None
-        for df in frames:
-            table = df.to_arrow()
-            table = table.replace_schema_metadata({**(table.schema.metadata or {}), **metadata})
-            if writer is None:
-                writer = pq.ParquetWriter(tmp, table.schema, compression="zstd", write_page_checksum=True)
-            writer.write_table(table, row_group_size=1 << 20)
-        writer.close()
-    occ_path = out / "occupancy.parquet"
-    if result.occupancy is not None:
-        with atomic_path(occ_path) as tmp:
-            table = result.occupancy.to_arrow()
-            pq.write_table(table.replace_schema_metadata({**(table.schema.metadata or {}), **metadata}), tmp,
-                           compression="zstd")
-    elif occ_path.exists():
-        occ_path.unlink()
-    remove_stale_temps(out, RESULT_FILES)  # a killed earlier run's leftovers (ours are renamed by now)
-    write_json(out / "summary.json", with_provenance(result.summary, scenario))
-    write_text(out / "scenario.resolved.yaml", cfg.resolved_yaml(scenario))
 
 
 def with_provenance(summary: dict, scenario: cfg.Scenario) -> dict:

@@ -72,29 +72,11 @@ class Cell:
 
 
 def set_path(data: dict, path: str, value: Any, where: str) -> None:
-    """Assign ``value`` at a dotted key path (list items by index or by policy name, as ``--set``)."""
-    keys = path.split(".")
-    node: Any = data
-    for i, key in enumerate(keys):
-        last = i == len(keys) - 1
-        if isinstance(node, list):
-            try:
-                idx = cfg._list_index(node, key, path)
-            except UserError as e:
-                raise UserError(f"{where}: {str(e).replace('--set ', '')}") from None
-            if last:
-                node[idx] = copy.deepcopy(value)
-            else:
-                node = node[idx]
-        elif isinstance(node, dict):
-            if last:
-                node[key] = copy.deepcopy(value)
-            else:
-                if node.get(key) is None:
-                    node[key] = {}
-                node = node[key]
-        else:
-            raise UserError(f"{where}: {path}: {'.'.join(keys[:i]) or '(top level)'} is not a mapping or a list")
+    """Assign ``value`` at a dotted key path, exactly as ``--set`` does (:func:`sim.config.assign`)."""
+    try:
+        cfg.assign(data, path, value)
+    except UserError as e:
+        raise UserError(f"{where}: {e}") from None
 
 
 def _axes_rows(grid: dict[str, list], zipped: dict[str, list]) -> list[list[tuple[str, Any]]]:

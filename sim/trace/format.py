@@ -25,7 +25,8 @@ FORMAT_VERSION = 1
 META_KEY = b"messplus_sim"
 MODEL_NAME = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9._+-]*\Z")  # \Z: '$' would accept a trailing newline
 COST_FAMILIES = ("energy_j", "cost_usd")
-# Per-model column families: (prefix, required, integer?)
+# Per-model column families (``<prefix>__<model>``): prefix -> required in every trace (a cost family is checked
+# apart: at least one of COST_FAMILIES)
 PER_MODEL = {
     "sat": True,
     "energy_j": False,
@@ -75,6 +76,10 @@ class RequestFeatures:
     feature_dim: int
     pred: np.ndarray | None  # (T, M) precomputed predictions to replay, if the trace has them
     prompt_tokens: np.ndarray | None = None  # (T,) prompt length, known on arrival
+    token_source: str = "text"  # what token_* hold: "embedding", "text", or "none" (no text: empty rows)
+    # the hashed text as CSR (indptr, index, value), kept apart only when an embedding fills token_*, so that a
+    # logistic predictor can still be given `features: text` (docs/importers.md, "Which features")
+    text_tokens: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
 
 @dataclass(frozen=True)
@@ -551,17 +556,24 @@ def build(src: FrameColumns | DictColumns | ParquetColumns, models: list[str], *
     outcomes = Outcomes(sat=labels(), cost=cost, energy_j=cost if objective == "energy_j" else matrix("energy_j"),
                         latency_s=matrix("latency_s"), p_true=matrix("p_true"), output_tokens=matrix("output_tokens"))
     groups, group_names = group_codes(src.get("group"), path)
+    text_tokens = None
     if "embedding" in src.columns:
         indptr, index, value, dim = embedding_csr(pl.from_arrow(src.get("embedding")))
+        source = "embedding"
+        if "text" in src.columns:  # only for a predictor given `features: text`; traces with both columns are small
+            tokens = src.hashed_text(HASH_DIM)
+            text_tokens = tokens if len(tokens[1]) else None
     elif "text" in src.columns and len((tokens := src.hashed_text(HASH_DIM))[1]):
-        (indptr, index, value), dim = tokens, HASH_DIM
+        (indptr, index, value), dim, source = tokens, HASH_DIM, "text"
     else:  # no text, or only empty strings; np.zeros takes untouched (shared zero) pages: no memory for it
         indptr, index, value, dim = np.zeros(src.height + 1, np.int64), np.zeros(0, np.int32), np.zeros(0), HASH_DIM
+        source = "none"
     features = RequestFeatures(
         groups=np.ascontiguousarray(groups, dtype=np.int32), group_names=group_names,
         token_indptr=indptr, token_index=index, token_value=value, feature_dim=dim, pred=matrix("pred"),
         prompt_tokens=column("prompt_tokens").astype(np.float64)
         if "prompt_tokens" in src.columns and "prompt_tokens" not in drop else None,
+        token_source=source, text_tokens=text_tokens,
     )
     for name in numeric_columns(src.columns, models):  # columns this objective does not use are checked too
         if name not in checked:
@@ -581,15 +593,22 @@ def subset(trace: Trace, rows: np.ndarray) -> Trace:
     """The trace restricted to ``rows`` (a boolean mask or index array), keeping order and model columns."""
     idx = np.flatnonzero(rows) if rows.dtype == np.bool_ else np.asarray(rows)
     f = trace.features
-    counts = np.diff(f.token_indptr)[idx]
-    indptr = np.zeros(len(idx) + 1, np.int64)
-    np.cumsum(counts, out=indptr[1:])
-    take = np.concatenate([np.arange(f.token_indptr[i], f.token_indptr[i + 1]) for i in idx]) if len(idx) else np.zeros(0, np.int64)
+    indptr, index, value = _csr_rows(f.token_indptr, f.token_index, f.token_value, idx)
     features = replace(_per_model(f, lambda a: a[idx]), groups=f.groups[idx], token_indptr=indptr,
-                       token_index=f.token_index[take], token_value=f.token_value[take],
-                       prompt_tokens=None if f.prompt_tokens is None else f.prompt_tokens[idx])
+                       token_index=index, token_value=value,
+                       prompt_tokens=None if f.prompt_tokens is None else f.prompt_tokens[idx],
+                       text_tokens=None if f.text_tokens is None else _csr_rows(*f.text_tokens, idx))
     return replace(trace, request_id=trace.request_id[idx], arrival_s=trace.arrival_s[idx] - trace.arrival_s[idx][0],
                    features=features, outcomes=_per_model(trace.outcomes, lambda a: a[idx]))
+
+
+def _csr_rows(indptr: np.ndarray, index: np.ndarray, value: np.ndarray, idx: np.ndarray):
+    """Rows ``idx`` of a CSR matrix, as (indptr, index, value)."""
+    counts = np.diff(indptr)[idx]
+    out = np.zeros(len(idx) + 1, np.int64)
+    np.cumsum(counts, out=out[1:])
+    take = np.concatenate([np.arange(indptr[i], indptr[i + 1]) for i in idx]) if len(idx) else np.zeros(0, np.int64)
+    return out, index[take], value[take]
 
 
 def select_models(trace: Trace, names: list[str]) -> Trace:

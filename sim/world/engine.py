@@ -37,16 +37,15 @@ OCC_CHUNK = 1 << 16  # occupancy records are compacted into numpy arrays this ma
 
 
 class _At(Event):
-    """An event that fires ``delay`` from now with the given priority and runs one callback (like Timeout)."""
+    """An event that fires ``delay`` from now with the given priority and runs one callback (like Timeout).
 
-    __slots__ = ()
+    It never fails, so it sets no ``_defused``: SimPy reads the attribute's mere presence as "defused"."""
 
     def __init__(self, env, delay, priority, callback, value):
         self.env = env
         self.callbacks = [callback]
         self._value = value
         self._ok = True
-        self._defused = False
         env.schedule(self, priority, delay)
 
 

@@ -95,10 +95,6 @@ class Serving:
         self.active_j = [0.0] * n_gpus
         self.last_s = 0.0
 
-    @property
-    def any_profiled(self) -> bool:
-        return any(self.profiled)
-
     def start(self, t: int, m: int, busy: list[int], now: float, trace_latency: float) -> float:
         """Request t starts on model m (``busy[m]`` already counts it); returns its service time."""
         g = self.gpu_of[m]

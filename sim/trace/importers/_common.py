@@ -165,9 +165,3 @@ def integral(values: np.ndarray, name: str, where: str) -> np.ndarray:
         raise UserError(f"{where}: column {name!r} must hold non-negative whole numbers, row {bad} has {values[bad]!r}")
     return values.astype(np.int64)
 
-
-def finite_or_none(x) -> float | None:
-    if x is None:
-        return None
-    x = float(x)
-    return x if np.isfinite(x) else None

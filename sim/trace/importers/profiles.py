@@ -61,14 +61,6 @@ COLUMNS = {
 }
 KEY = ["model_id", "gpu", "num_gpus", "source", "task", "variant"]
 
-# J/token ratios of models ML.ENERGY does not measure, relative to Llama-3.1-8B (see ../shared/data/README.md:
-# TokenPowerBench, vLLM, batch 256-512: 1B/8B ~ 0.39, 3B/8B ~ 0.65-0.71; the H200 measurements give 0.26 and
-# 0.69 at batch 256). The TokenPowerBench figures are the defaults; 0.68 is the middle of its 3B range.
-SCALE_RATIOS = {
-    "llama-3.2-1b": {"from": "llama-3.1-8b", "factor": 0.39, "source": "TokenPowerBench J/token, batch 256-512"},
-    "llama-3.2-3b": {"from": "llama-3.1-8b", "factor": 0.68, "source": "TokenPowerBench J/token 0.65-0.71, batch 256-512"},
-}
-
 V2_COLUMNS = ["Model", "GPU", "TP", "PP", "Energy/token (J)", "Avg TPOT (s)", "Max BS (reqs)"]
 V3_KEYS = ["model_id", "gpu_model", "num_gpus", "max_num_seqs", "energy_per_token_joules", "median_itl_ms"]
 H200_DECODE = ["model", "batch", "ctx", "step_ms", "j_per_token"]
