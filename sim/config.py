@@ -354,9 +354,10 @@ class MessPlusAuto(PolicyBase):
     costs in units of their own mean estimate, V_t = V0 * (t + 1) ** v_growth, every cost observed before use."""
     kind: Literal["messplus_auto"]
     V0: Annotated[float, Field(gt=0, le=1e6)] = Field(
-        0.1, description="dimensionless: the cost weight in units of the zoo's mean estimated cost (docs/tuning.md)")
+        0.3, description="dimensionless: the cost weight in units of the zoo's mean estimated cost (docs/tuning.md)")
     v_growth: Annotated[float, Field(ge=0, lt=1)] = Field(
-        0.5, description="V_t = V0 * (t + 1) ** v_growth: the cost gap shrinks as 1/V_t, Q_t / t as V_t / t")
+        1 / 3, description="V_t = V0 * (t + 1) ** v_growth: the cost gap shrinks as 1/V_t, Q_t / t as V_t / t "
+                           "(below 1/2, so that Q_T / T falls faster than the SLA tolerance, docs/theory.md §13)")
     c: Annotated[float, Field(ge=0, le=1e6)] = 0.1
     alpha: Annotated[float, Field(gt=0, lt=1)] | None = Field(None, description="defaults to the scenario's alpha")
     explore_needs_feedback: bool = False

@@ -7,7 +7,7 @@ It runs the MESS+ kernels (sim/policies/router.py) with two switches:
   explores (every model, as MESS+ does) while any model's cost estimate has no observation. The reference's
   initial estimate of 1 for every model is below every joule cost and 10^4 times above a USD one.
 - ``v_growth``: V_t = V0 * (t + 1) ** v_growth, so that the O(1/V) cost gap shrinks while Q_t / t, O(V_t / t),
-  still goes to 0 (0.5: both as t ** -0.5).
+  still goes to 0; the default 1/3 makes Q_T / T fall faster than the SLA tolerance (docs/theory.md §13).
 """
 
 from __future__ import annotations
