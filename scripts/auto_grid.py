@@ -1,6 +1,6 @@
 """The measured table of docs/tuning.md, "A MESS+ without a scale": messplus_auto against fixed-V MESS+.
 
-    PYTHONPATH=$PWD python scripts/auto_grid.py [--requests 20000] [--zoos llama3,zoo7,zoo12] [--scales 1e-6,1,1e3]
+    PYTHONPATH=$PWD python scripts/auto_grid.py [--requests 20000[,200000]] [--zoos llama3,zoo7,zoo12] [--scales 1e-6,1,1e3] [--rules 0,4]
 
 Synthetic zoos (one group, sequential engine, dense immediate feedback, seed 42), costs rescaled by each scale.
 Every rule runs with the oracle predictor (s-hat = p_true: isolates the rule) and with the logistic predictor
@@ -33,6 +33,7 @@ RULES = [  # (label, policy) -- the oracle rows isolate the rule; the logistic r
     ("auto sqrt V0=0.1", {"kind": "messplus_auto", "V0": 0.1, "v_growth": 0.5}),
     ("auto t^1/3 V0=0.3 (default)", {"kind": "messplus_auto"}),
     ("auto t^1/3 V0=1", {"kind": "messplus_auto", "V0": 1.0, "v_growth": 1 / 3}),
+    ("auto t^1/3 V0=0.3 c=0.01", {"kind": "messplus_auto", "c": 0.01}),
 ]
 PREDICTORS = ("oracle", "logistic")
 

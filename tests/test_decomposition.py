@@ -7,7 +7,7 @@ import pytest
 
 from sim import config as cfg
 from sim.evaluation.optimum import offline_optimum
-from sim.policies.ledger import POLICY_COST, informed_lp
+from sim.policies.ledger import N_EXPLOIT, POLICY_COST, informed_lp
 from sim.policies.registry import build_router
 from sim.rng import stream
 from sim.running.runner import build_trace, simulate_scenario
@@ -55,8 +55,11 @@ def test_parts_add_up_and_each_is_recomputed(zoo, mode, alpha):
         explored = rows["explored"].to_numpy()
         model = rows["model_index"].to_numpy().astype(np.int64)
         served = o.cost[np.arange(trace.n), model]
-        extra = (o.cost[explored].sum() - served[explored].sum()) / trace.n
+        # the explorations' cost (every model) beyond the policy's mean cost per exploit request
+        extra = (o.cost[explored].sum() - explored.sum() * served[~explored].mean()) / trace.n
         assert d["exploration"] == pytest.approx(extra, rel=1e-9, abs=1e-12)
+        # the other three parts split the mean cost per exploit request
+        assert d["optimum"] + d["information"] + d["routing"] == pytest.approx(served[~explored].mean(), rel=1e-9)
         assert (d["exploration"] > 0) == bool(explored.any())
         if p["kind"] in ("always", "best_fixed_mixture"):  # no per-request prediction: no routing part
             assert d["routing"] == 0.0
@@ -94,6 +97,7 @@ def test_ledger_matches_the_exact_informed_lp(policy, zoo):
     trace = build_trace(sc)
     router, shat, cost, chosen = step_router(policy, sc, trace)
     ledger = router.state.ledger
+    assert ledger[N_EXPLOIT] == len(chosen)
     assert ledger[POLICY_COST] == pytest.approx(cost[np.arange(len(chosen)), chosen].sum(), rel=1e-12)
     exact = offline_optimum(shat, cost, sc.alpha)
     assert exact.feasible
