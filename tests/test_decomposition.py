@@ -125,3 +125,17 @@ def test_fixed_v_messplus_is_not_scale_free():
     a = simulate_scenario(scenario(ZOO3, n=3000, policies=pols)).frames["messplus"]["model_index"].to_numpy()
     b = simulate_scenario(scenario(ZOO3, n=3000, scale=1e-6, policies=pols)).frames["messplus"]["model_index"]
     assert (a != b.to_numpy()).mean() > 0.1
+
+
+def test_messplus_auto_backlog_check():
+    """sim check's growing-V backlog bound: applicable with the oracle predictor (and holds), n.a. otherwise."""
+    pols = [{"kind": "messplus_auto", "predictor": {"kind": "oracle"}}, {"kind": "messplus_auto", "name": "learned"}]
+    sc = scenario(ZOO3, n=3000, policies=pols)
+    res = simulate_scenario(sc).summary["policies"]
+    entry = {label: next(b for b in p["guarantees"]["bounds"] if b["bound"] == "backlog_Q_T_over_T_auto")
+             for label, p in res.items()}
+    oracle, learned = entry["messplus_auto"], entry["learned"]
+    assert oracle["applicable"] and oracle["holds"]
+    assert oracle["measured"] == pytest.approx(res["messplus_auto"]["violation"], rel=1e-12)
+    assert oracle["detail"]["V_T"] == pytest.approx(0.3 * 3000 ** (1 / 3))
+    assert not learned["applicable"] and learned["holds"] is None
