@@ -377,6 +377,25 @@ class MessPlus(PolicyBase):
         return data
 
 
+@POLICIES.register("sim.policies.messplus_auto:build_messplus_auto", sees="request features and delivered feedback",
+                   guarantees="messplus_auto", own_alpha=True)
+class MessPlusAuto(PolicyBase):
+    """MESS+ with no scale-dependent parameter (docs/theory.md, "A MESS+ without a scale"; docs/tuning.md):
+    costs in units of their own mean estimate, V_t = V0 * (t + 1) ** v_growth, every cost observed before use."""
+    kind: Literal["messplus_auto"]
+    V0: Annotated[float, Field(gt=0, le=1e6)] = Field(
+        0.3, description="dimensionless: the cost weight in units of the zoo's mean estimated cost (docs/tuning.md)")
+    v_growth: Annotated[float, Field(ge=0, lt=1)] = Field(
+        1 / 3, description="V_t = V0 * (t + 1) ** v_growth: the cost gap shrinks as 1/V_t, Q_t / t as V_t / t "
+                           "(below 1/2, so that Q_T / T falls faster than the SLA tolerance, docs/theory.md §13)")
+    c: Annotated[float, Field(ge=0, le=1e6)] = 0.1
+    alpha: Annotated[float, Field(gt=0, lt=1)] | None = Field(None, description="defaults to the scenario's alpha")
+    explore_needs_feedback: bool = False
+    learn_from_exploit: bool = Field(
+        True, description="also train on the served model's label from exploit feedback (100x more labels)")
+    predictor: Predictor = LogisticPredictor(kind="logistic")
+
+
 @POLICIES.register("sim.policies.registry:plan_always", sees="nothing")
 class Always(PolicyBase):
     kind: Literal["always"]

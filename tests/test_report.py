@@ -68,7 +68,7 @@ def test_run_writes_self_contained_report(des_run):
     assert page.count("<script") == page.count("</script>")
     names = figures(page)
     assert names == ["satisfaction", "violation", "cost", "model_mix", "latency", "occupancy", "exploration",
-                     "calibration"]
+                     "calibration", "cost_decomposition"]
     # Every chart says how to read it and how it was aggregated; bounds are marked as such.
     assert page.count("<figcaption>") == len(names)
     assert page.count('<p class="agg">Aggregation:') == len(names)
@@ -176,7 +176,7 @@ def test_png_export(des_run, tmp_path):
     assert simcli("report", des_run, "-o", out, "--png", "-q") == 0
     n = len(figures(out.read_text(encoding="utf-8")))
     pngs = sorted((tmp_path / "r_png").glob("*.png"))
-    assert len(pngs) == n == 8
+    assert len(pngs) == n == 9
     assert [p.name for p in pngs][0] == "01-satisfaction.png"
     for p in pngs:
         w, h = png_size(p)

@@ -26,6 +26,7 @@ from collections import namedtuple
 import numba as nb
 import numpy as np
 
+from sim.policies.ledger import new_ledger, record_decision
 from sim.policies.predictors import Predictor, empty_predictor, lend_predictor, predict, train
 from sim.world.nrt import borrow
 
@@ -43,6 +44,8 @@ RouterParams = namedtuple("RouterParams", [
     "V", "alpha", "c",  # MESS+: the cost weight, the SLA and the exploration constant
     "strong_share",  # threshold: the share of requests to send strong (< 0: a fixed threshold)
     "quantile_step",  # threshold: the step of the online quantile tracking
+    "scale_free",  # messplus_auto: costs divided by their mean estimate; explore until every cost is observed
+    "v_growth",  # messplus_auto: V_t = V * (t + 1) ** v_growth (0: a fixed V)
 ])
 
 #: A router's state, updated in place by the kernels (every field an array).
@@ -56,6 +59,7 @@ RouterState = namedtuple("RouterState", [
     "predicted",  # (M,): scratch for the predictor's output
     "avail",  # (T, M) bool, or 0 rows: every model always available (sim/world/events.py)
     "mask",  # (M,) bool: scratch for which labels train
+    "ledger",  # MESS+: the running sums behind the cost decomposition (sim/policies/ledger.py), or (0,)
 ])
 
 
@@ -64,7 +68,8 @@ def lend_state(state):
     """The state with every array borrowed (sim/world/nrt.py): call once per kernel entry, not per request."""
     return RouterState(borrow(state.q_tracked), borrow(state.threshold), borrow(state.cost_estimate),
                        borrow(state.cost_count), borrow(state.plan), borrow(state.u_explore),
-                       borrow(state.predicted), borrow(state.avail), borrow(state.mask))
+                       borrow(state.predicted), borrow(state.avail), borrow(state.mask),
+                       borrow(state.ledger))
 
 
 # Calling a kernel from Python with named tuples costs ~20 us in numba's dispatcher (a tuple subclass is typed
@@ -118,9 +123,14 @@ def decide(t, params, state, pred):
                     m += 1
         return m, False, 0.0, shat[m]
     p = explore_probability(t, params.c)
+    V, q, cost = params.V, state.q_tracked[0], state.cost_estimate
+    if params.scale_free:  # docs/theory.md, "A MESS+ without a scale": no cost is known before it is observed
+        if (state.cost_count == 0.0).any():
+            p = 1.0
+        else:  # V t^g / (mean estimated cost): the cost term in units of the zoo's own mean cost
+            V = V * (t + 1.0) ** params.v_growth / cost.mean()
     if state.u_explore[t] < p and not (gated and not avail[t].all()):
         return n_models - 1, True, p, shat[n_models - 1]
-    V, q, cost = params.V, state.q_tracked[0], state.cost_estimate
     # argmin_m V cost[m] + q (alpha - shat[m]), compared by differences with the best so far: a small cost gap
     # is not absorbed into a large queue term (V = 1e-8, Q = 1e6). Strict < breaks exact ties towards the
     # earlier, cheaper model (cost order); see docs/invariants.md and tests/test_numerics.py.
@@ -140,6 +150,8 @@ def decide(t, params, state, pred):
                 best_m = m
         elif gap + q * (shat[best_m] - shat[m]) < 0.0:
             best_m = m
+    if state.ledger.shape[0] > 0:
+        record_decision(shat, cost, best_m, state.ledger)
     return best_m, False, p, shat[best_m]
 
 
@@ -198,12 +210,13 @@ class Router:
                  u_explore: np.ndarray | None = None, plan: np.ndarray | None = None, V: float = 0.0,
                  alpha: float = 0.0, c: float = 0.0, threshold: float = 0.0, cost_estimate_rule: int = EST_MEAN,
                  explore_needs_feedback: bool = False, weak: int = 0, strong: int = 0,
-                 learn_from_exploit: bool = False, strong_share: float | None = None):
+                 learn_from_exploit: bool = False, strong_share: float | None = None, scale_free: bool = False,
+                 v_growth: float = 0.0):
         self.params = RouterParams(
             kind=int(kind), cost_estimate_rule=int(cost_estimate_rule), explore_needs_feedback=bool(explore_needs_feedback),
             learn_from_exploit=bool(learn_from_exploit), weak=int(weak), strong=int(strong), V=float(V),
             alpha=float(alpha), c=float(c), strong_share=-1.0 if strong_share is None else float(strong_share),
-            quantile_step=QUANTILE_STEP)
+            quantile_step=QUANTILE_STEP, scale_free=bool(scale_free), v_growth=float(v_growth))
         self.state = RouterState(
             q_tracked=np.zeros(1), threshold=np.array([float(threshold)]),
             cost_estimate=np.ones(n_models),  # the reference implementation starts every estimate at 1 J
@@ -212,7 +225,8 @@ class Router:
             # read by MESS+ only (a plan or a threshold never explores)
             u_explore=u_explore if u_explore is not None else np.ones(n_requests if kind == MESSPLUS else 0),
             predicted=np.full(n_models, np.nan), avail=np.ones((0, n_models), np.bool_),
-            mask=np.zeros(n_models, np.bool_))
+            mask=np.zeros(n_models, np.bool_),
+            ledger=new_ledger() if kind == MESSPLUS else np.zeros(0))
         self.predictor = predictor if predictor is not None else empty_predictor(n_models)
 
     @property

@@ -982,6 +982,46 @@ def chart_calibration(run: RunData) -> alt.TopLevelMixin:
                     + f"; error over {run.describe_windows(coarse=True)}."))
 
 
+PARTS = ("optimum", "information", "routing", "exploration")
+PART_COLORS = ("#9e9e9e", "#4c78a8", "#f58518", "#e45756")
+
+
+def decomposition_frame(summaries: dict[str, dict], order: list[str]) -> pl.DataFrame:
+    """One row per (policy, part) from summary.json's ``cost_decomposition`` blocks (docs/theory.md §12)."""
+    rows = [{"policy": p, "part": part, "order": i, "value": float(summaries[p]["cost_decomposition"][part])}
+            for p in order if isinstance(summaries[p].get("cost_decomposition"), dict)
+            for i, part in enumerate(PARTS)]
+    if not rows:
+        raise Skip("no policy has a cost decomposition (summary.json written before it existed)")
+    return pl.DataFrame(rows)
+
+
+def decomposition_bars(df: pl.DataFrame, unit: str, y_title: str = "policy") -> alt.Chart:
+    """A horizontal stacked bar per row of ``policy``: the four parts (negative parts stack left of 0)."""
+    return data(df).mark_bar().encode(
+        y=alt.Y("policy:N", title=y_title, sort=None),
+        x=alt.X("value:Q", title=f"cost per request ({unit})", stack="zero"),
+        color=alt.Color("part:N", scale=alt.Scale(domain=list(PARTS), range=list(PART_COLORS)),
+                        legend=alt.Legend(title="part")),
+        order=alt.Order("order:Q"),
+        tooltip=["policy:N", "part:N", alt.Tooltip("value:Q", format=".4g")])
+
+
+def chart_cost_decomposition(run: RunData) -> alt.TopLevelMixin:
+    """9. Where each causal policy's cost goes: optimum, information, routing, exploration (stacked)."""
+    df = decomposition_frame(run.summary["policies"], run.policies)
+    return decomposition_bars(df, run.cost_unit).properties(
+        width=WIDTH, height=max(60, 26 * df["policy"].n_unique()),
+        **titled("Where the cost goes",
+                 "Each causal policy's cost per request split into: the offline optimum (no causal policy meeting "
+                 "alpha does better), information (what better predictions and cost estimates would buy), routing "
+                 "(what the decisions lose to the best use of the policy's own predictions) and exploration (what "
+                 "explorations cost beyond serving one model). The parts add up to the cost; a negative part (left "
+                 "of 0) means the policy spent less than that reference, which it can only do by missing alpha. "
+                 "See docs/theory.md §12.",
+                 "summary.json's cost_decomposition, per request over the whole run."))
+
+
 #: The charts of one run, in report order: (name, function).
 CHARTS: list[tuple[str, Callable[[RunData], alt.TopLevelMixin]]] = [
     ("satisfaction", chart_satisfaction),
@@ -993,6 +1033,7 @@ CHARTS: list[tuple[str, Callable[[RunData], alt.TopLevelMixin]]] = [
     ("gpus", chart_gpus),
     ("exploration", chart_exploration),
     ("calibration", chart_calibration),
+    ("cost_decomposition", chart_cost_decomposition),
 ]
 
 

@@ -42,11 +42,15 @@ COLUMNS: dict[str, list[str]] = {
     "sla_met": ["sla.met", "result.sla.met"],
     "violation": ["violation", "result.violation"],
     "cost_unit": ["cost_unit", "result.cost_unit"],
+    # docs/theory.md §12: the cost decomposition, per request
+    **{f"part_{k}": [f"cost_decomposition.{k}", f"result.cost_decomposition.{k}"]
+       for k in ("optimum", "information", "routing", "exploration")},
 }
 #: Canonical dtypes (candidates are cast to these before they are combined).
 DTYPES = {"cell": pl.String, "status": pl.String, "benchmark": pl.String, "alpha": pl.Float64, "V": pl.Float64,
           "c": pl.Float64, "seed": pl.Int64, "policy": pl.String, "kind": pl.String, "causal": pl.Boolean,
-          "satisfaction": pl.Float64, "cost": pl.Float64, "requests": pl.Float64, "sla_met": pl.Boolean, "violation": pl.Float64, "cost_unit": pl.String}
+          "satisfaction": pl.Float64, "cost": pl.Float64, "requests": pl.Float64, "sla_met": pl.Boolean, "violation": pl.Float64, "cost_unit": pl.String,
+          **{f"part_{k}": pl.Float64 for k in ("optimum", "information", "routing", "exploration")}}
 #: Call ratio columns: ``call_ratio.<model>``.
 CALL_RATIO_PREFIX = "call_ratio."
 #: Wide form: ``policies.<label>.<metric>`` columns (one row per cell).
@@ -151,6 +155,8 @@ def manifest_from_runs(runs) -> pl.DataFrame:
                    "requests": p.get("requests"), "sla_met": (p.get("sla") or {}).get("met"),
                    "violation": p.get("violation"),
                    "cost_unit": s.get("cost_unit", "J")}
+            for k, v in (p.get("cost_decomposition") or {}).items():
+                row[f"cost_decomposition.{k}"] = v
             for m, v in (p.get("call_ratio") or {}).items():
                 row[CALL_RATIO_PREFIX + m] = v
             rows.append(row)
@@ -193,7 +199,7 @@ def cell_means(m: pl.DataFrame) -> pl.DataFrame:
                  # if any run has no verdict.
                  pl.when(pl.col("sla_met").is_null().any()).then(None).otherwise(pl.col("sla_met").all())
                  .alias("sla_met"), pl.col("sla_met").sum().alias("sla_met_runs"),
-                 *[pl.col(c).mean() for c in ratios])
+                 *[pl.col(c).mean() for c in ratios], *[pl.col(c).mean() for c in PART_COLUMNS])
             .sort("benchmark", "alpha", "series", "V", nulls_last=True))
 
 
@@ -463,6 +469,34 @@ def table_html(m: pl.DataFrame) -> str:
             "† sees the future (a bound).</p>")
 
 
+PART_COLUMNS = [f"part_{k}" for k in ("optimum", "information", "routing", "exploration")]
+
+
+def chart_decomposition(m: pl.DataFrame) -> alt.TopLevelMixin:
+    """Where the cost goes, per series (and V) in each (benchmark, alpha) cell, averaged over seeds."""
+    from sim.report.charts import PARTS, decomposition_bars
+
+    cm = cell_means(m).filter(pl.col("part_optimum").is_not_null())
+    if cm.height == 0:
+        raise ValueError("no cell has a cost decomposition")
+    unit = (m["cost_unit"].drop_nulls().to_list() or ["J"])[0]  # per request: no kJ/MJ rescaling
+    label = pl.when(pl.col("V").is_not_null()).then(
+        pl.format("{} (V={})", pl.col("series"), pl.col("V").map_elements(lambda x: f"{x:g}", return_dtype=pl.String))
+    ).otherwise(pl.col("series"))
+    cell = pl.format("{} · α={}", pl.col("benchmark"), pl.col("alpha").round(4))
+    long = (cm.with_columns(label.alias("policy"), cell.alias("cell"))
+            .unpivot(index=["policy", "cell"], on=PART_COLUMNS, variable_name="part", value_name="value")
+            .with_columns(pl.col("part").str.strip_prefix("part_")))
+    long = long.with_columns(pl.col("part").replace_strict({p: i for i, p in enumerate(PARTS)},
+                                                           return_dtype=pl.Int64).alias("order"))
+    bars = decomposition_bars(long, unit).properties(width=520, height=alt.Step(16))
+    return bars.facet(row=alt.Row("cell:N", title=None, header=alt.Header(labelAngle=0, labelAlign="left"))
+                      ).resolve_scale(y="independent").properties(
+        title=alt.TitleParams("Where the cost goes", subtitle=[
+            "Per request, averaged over seeds: optimum, information, routing, exploration (docs/theory.md §12)."],
+            anchor="start"))
+
+
 def sweep_section(m: pl.DataFrame, sid: str, heading: str, source: Path | None = None):
     """The page section for a sweep manifest (already normalised)."""
     from sim.report.html import Figure, Section
@@ -494,6 +528,10 @@ def sweep_section(m: pl.DataFrame, sid: str, heading: str, source: Path | None =
         sec.blocks.append(Figure("heatmaps", chart_heatmaps(ok)))
     except ValueError as e:
         sec.notes.append(f"Not shown: heatmaps — {e}.")
+    try:
+        sec.blocks.append(Figure("cost_decomposition", chart_decomposition(ok)))
+    except ValueError as e:
+        sec.notes.append(f"Not shown: cost decomposition — {e}.")
     fm = frontier_metrics(ok)
     if fm.height:
         sec.blocks.append("<h3>Frontier metrics</h3>" + frontier_table_html(fm))

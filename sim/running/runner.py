@@ -27,6 +27,7 @@ from sim.atomic import durable_replace, remove_stale_temps, write_json, write_te
 from sim.world.engine import simulate
 from sim.world.events import apply_trace_events, availability, recovery
 from sim.errors import UserError
+from sim.evaluation.decomposition import cost_decomposition
 from sim.evaluation.guarantees import GUARANTEE_COLUMNS, policy_guarantees
 from sim.memory import release_free_memory
 from sim.evaluation.metrics import evaluate, q_before, request_frame
@@ -151,6 +152,9 @@ def simulate_scenario(scenario: cfg.Scenario, trace: Trace | None = None,
         cols, summary = evaluate(ptrace, decisions, alpha)
         policies[label] = {**describe(policy), **summary, **facts(policy, trace, alpha),
                            "sla": verdict(summary["satisfaction"], alpha, summary["requests"])}
+        if policies[label]["causal"]:  # docs/theory.md, "Where the cost goes"
+            ledger = getattr(getattr(router, "state", None), "ledger", None)
+            policies[label]["cost_decomposition"] = cost_decomposition(ptrace, cols, alpha, ledger, lp_cache)
         if not sequential and serving is not None:
             policies[label]["serving"] = serving.summary(float(np.nanmax(decisions["end_s"])))
         if scenario.events:
