@@ -30,6 +30,7 @@ from sim.errors import UserError
 from sim.evaluation.guarantees import GUARANTEE_COLUMNS, policy_guarantees
 from sim.memory import release_free_memory
 from sim.evaluation.metrics import evaluate, q_before, request_frame
+from sim.evaluation.constraints import evaluate_constraints, gave_way, scenario_constraints
 from sim.evaluation.sla import verdict
 from sim.policies.plugin import wrap_router
 from sim.policies.registry import build_router, describe, facts, policy_alpha
@@ -135,7 +136,7 @@ def simulate_scenario(scenario: cfg.Scenario, trace: Trace | None = None,
         if routers and policy.kind == "python" and label in routers:
             router = wrap_router(routers[label], trace, policy_alpha(policy, scenario.alpha), label)
         else:
-            router = build_router(policy, trace, scenario.alpha, scenario.seed, u_explore)
+            router = build_router(policy, trace, scenario.alpha, scenario.seed, u_explore, scenario)
         router.set_availability(avail)
         tick = (lambda done, label=label: progress(label, done, trace.n)) if progress else None
         decisions, occ, serving, ptrace = run_policy(scenario, trace, router, caps, given, delay, tick,
@@ -147,6 +148,11 @@ def simulate_scenario(scenario: cfg.Scenario, trace: Trace | None = None,
         cols, summary = evaluate(ptrace, decisions, alpha)
         policies[label] = {**describe(policy), **summary, **facts(policy, trace, alpha),
                            "sla": verdict(summary["satisfaction"], alpha, summary["requests"])}
+        if scenario.constraints:
+            entries = evaluate_constraints(scenario_constraints(scenario, alpha), cols["sat"], cols["cost"],
+                                           cols["arrival_s"], cols["end_s"], sequential)
+            policies[label]["constraints"] = entries
+            policies[label]["gave_way"] = gave_way(entries)
         if not sequential and serving is not None:
             policies[label]["serving"] = serving.summary(float(np.nanmax(decisions["end_s"])))
         if scenario.events:
