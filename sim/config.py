@@ -434,6 +434,8 @@ class ShortestQueue(PolicyBase):
     """The operators' load balancer: among the models whose full-data mean accuracy meets alpha, the one with the
     shortest queue (waiting requests per slot) at the request's arrival; ties go to the cheapest."""
     kind: Literal["shortest_queue"]
+    models: Annotated[list[str], Field(min_length=1)] | None = Field(
+        None, description="the eligible models, instead of those whose full-data mean accuracy meets alpha")
 
 
 Policy = Annotated[Union[POLICIES.configs()], Field(discriminator="kind")]  # every registered kind

@@ -329,6 +329,11 @@ def build_shortest_queue(policy: cfg.ShortestQueue, context) -> ShortestQueueRou
     """Eligible: the models whose full-data mean accuracy is at least alpha (as random_with_constraint knows it);
     if none is, the most accurate one alone."""
     trace = context.trace
+    if policy.models is not None:  # named by the operator: reads no outcome at all
+        from sim.policies.registry import model_index
+
+        chosen = sorted({model_index(trace, name, f"policy {policy.label}") for name in policy.models})
+        return ShortestQueueRouter(np.array(chosen), trace.m, f"policy {policy.label}")
     acc = np.array([trace.outcomes.sat[:, i].mean() for i in range(trace.m)])
     eligible = np.flatnonzero(acc >= context.alpha)
     if eligible.size == 0:
