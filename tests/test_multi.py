@@ -162,3 +162,43 @@ def test_load_aware_multi_uses_fewer_slow_requests(small_raw):
     pols = simulate_scenario(validate_scenario(raw)).summary["policies"]
     miss = {k: {c["kind"]: c for c in p["constraints"]}["latency"]["value"] for k, p in pols.items()}
     assert miss["with_latency"] < miss["without"] - 0.02, miss
+
+
+class LoadReader:
+    """A Python router that records the load and latencies it is handed."""
+
+    def __init__(self):
+        self.latency, self.loads = {}, []
+
+    def decide(self, request):
+        self.loads.append((request.queued.copy(), request.busy.copy()))
+        # join the shorter queue of the two larger models
+        return 1 if request.queued[1] + request.busy[1] <= request.queued[2] + request.busy[2] else 2
+
+    def on_complete(self, index, model, cost):
+        pass
+
+    def on_latency(self, index, model, latency_s):
+        self.latency[index] = latency_s
+
+    def on_feedback(self, index, model, satisfied):
+        pass
+
+
+@pytest.mark.parametrize("mode", ["des", "sequential"])
+def test_plugins_get_load_and_latency(small_raw, mode):
+    raw = copy.deepcopy(small_raw)
+    raw["engine"]["mode"] = mode
+    raw["policies"] = [{"kind": "python", "name": "reader", "entry": "unused.py:LoadReader"}]
+    reader = LoadReader()
+    df = simulate_scenario(validate_scenario(raw), routers={"reader": reader}).frames["reader"]
+    latency = (df["end_s"] - df["arrival_s"]).to_numpy()
+    assert len(reader.loads) == len(df)
+    if mode == "sequential":  # no clock: zeros
+        assert all(q.sum() == 0 and b.sum() == 0 for q, b in reader.loads)
+        assert set(reader.latency.values()) == {0.0}
+    else:
+        assert any(q.sum() > 0 for q, b in reader.loads) and any(b.sum() > 0 for q, b in reader.loads)
+        assert all((b <= 2).all() for q, b in reader.loads)  # never more busy slots than the zoo has
+        got = np.array([reader.latency[i] for i in range(len(df))])
+        np.testing.assert_array_equal(got, latency)
