@@ -107,7 +107,7 @@ def _budget_only(policy, trace, router, cols, budget: float, sequential: bool, i
     cheapest_within = bool(o.cost[:, 0].max() <= budget)
     gaps = (ehat[1:] - ehat[0]) / budget
     delta = float(gaps.min()) if gaps.size and gaps.min() > 0 else math.nan
-    c_max, c_min = float(o.cost.max()), float(o.cost.min())
+    c_max = float(o.cost.max())
     backlog = V / delta + max(0.0, c_max / budget - 1.0)
     queue = router.queue_log[:, BUD]
     ok = exact and no_explore and sequential and cheapest_within and math.isfinite(delta)
