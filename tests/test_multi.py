@@ -202,3 +202,15 @@ def test_plugins_get_load_and_latency(small_raw, mode):
         assert all((b <= 2).all() for q, b in reader.loads)  # never more busy slots than the zoo has
         got = np.array([reader.latency[i] for i in range(len(df))])
         np.testing.assert_array_equal(got, latency)
+
+
+def test_multi_runs_are_identical_and_order_free(small_raw):
+    """Same scenario and seed: identical decisions, whatever other policies run before."""
+    raw = _with_constraints(small_raw, [{"kind": "messplus_multi", "V": 0.01, "c": 0.5},
+                                        {"kind": "shortest_queue"}])
+    a = simulate_scenario(validate_scenario(raw))
+    raw["policies"] = raw["policies"][::-1]
+    b = simulate_scenario(validate_scenario(raw))
+    for label in a.frames:
+        assert a.frames[label].equals(b.frames[label]), label
+        assert a.summary["policies"][label]["constraints"] == b.summary["policies"][label]["constraints"]
