@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -214,3 +215,37 @@ def test_multi_runs_are_identical_and_order_free(small_raw):
     for label in a.frames:
         assert a.frames[label].equals(b.frames[label]), label
         assert a.summary["policies"][label]["constraints"] == b.summary["policies"][label]["constraints"]
+
+
+def test_miss_estimate_reads_the_load():
+    """The deadline-miss estimate: the service-time histogram, shifted by the expected wait when every slot is busy."""
+    from sim.policies.multi import MultiParams, N_BINS, _bin, miss_estimate
+
+    params = MultiParams(V=1.0, c=0.0, alpha=0.5, deadline_s=10.0, max_miss=0.05, budget=1.0, use_sat=True,
+                         use_lat=True, use_budget=False, learn_from_exploit=False)
+    m = 2
+    hist = np.zeros((m, N_BINS))
+    for x in (0.5, 2.0, 3.0, 12.0):  # model 0: one of four service times beyond 10 s
+        hist[0, _bin(x)] += 1
+    state = SimpleNamespace(service_hist=hist, service_sum=np.array([17.5, 0.0]), service_count=np.array([4.0, 0.0]),
+                            load=np.zeros((2, m)), capacity=np.array([2.0, np.inf]))
+    state = _as_state(state)
+    assert miss_estimate(0, params, state) == pytest.approx(0.25)  # idle: the histogram alone
+    assert miss_estimate(1, params, state) == 0.0  # nothing observed yet: optimistic
+    state.load[0, 0] = 2.0  # both slots busy, 3 waiting: wait = 4 * 4.375 / 2 = 8.75 s, slack 1.25 s
+    state.load[1, 0] = 3.0
+    assert miss_estimate(0, params, state) == pytest.approx(0.75)
+    state.load[1, 0] = 5.0  # wait 6 * 4.375 / 2 = 13.1 s > deadline
+    assert miss_estimate(0, params, state) == 1.0
+    state.load[0, 0] = 1.0  # a free slot: no wait, whatever is queued
+    assert miss_estimate(0, params, state) == pytest.approx(0.25)
+
+
+def _as_state(ns):
+    from sim.policies.multi import MultiState
+
+    m = ns.load.shape[1]
+    return MultiState(queues=np.zeros(3), queue_log=np.zeros((1, 3)), cost_estimate=np.ones(m), cost_count=np.zeros(m),
+                      u_explore=np.ones(1), predicted=np.zeros(m), mask=np.zeros(m, np.bool_),
+                      service_hist=ns.service_hist, service_sum=ns.service_sum, service_count=ns.service_count,
+                      load=ns.load, capacity=ns.capacity)

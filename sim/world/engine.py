@@ -17,6 +17,9 @@ Design decisions (tested in tests/test_invariants.py, tests/test_queueing.py and
   With zero latency and zero delay this reproduces the sequential mode exactly.
 - Causality: the router receives request t's outcome rows only for a completion or feedback that has
   happened (queued by its callback, applied before the next decision or at the end).
+- Load (issue 15): a router with ``bind_world`` (sim/policies/multi.py, Python plugins) gets, before each
+  decision, every model's busy slots and queue length at that instant, and reads the clock columns
+  (``start_s``, ``end_s``) only for requests whose completion has been delivered to it.
 """
 
 from __future__ import annotations
