@@ -416,8 +416,7 @@ class PythonRouter(PolicyBase):
 class MessPlusMulti(PolicyBase):
     """MESS+ with one virtual queue per constraint of the scenario (sim/policies/multi.py, docs/theory.md)."""
     kind: Literal["messplus_multi"]
-    constraints: Literal["all"] | Annotated[list[Literal["satisfaction", "latency", "budget"]],
-                                            Field(min_length=1)] = Field(
+    constraints: str | list[str] = Field(
         "all", description="which of the scenario's constraints get a virtual queue: 'all' or a list of kinds; "
                            "without 'satisfaction' the objective is the satisfaction itself (maximised)")
     V: Annotated[float, Field(gt=0, le=1e6)] = 1e-4
@@ -426,6 +425,21 @@ class MessPlusMulti(PolicyBase):
         "mean", description="'oracle': fixed per-model estimates = the trace's mean cost per model")
     learn_from_exploit: bool = Field(False, description="also train on the served model's label from exploit feedback")
     predictor: Predictor = LogisticPredictor(kind="logistic")
+
+    @field_validator("constraints")
+    @classmethod
+    def _known_kinds(cls, v):
+        kinds = ("satisfaction", "latency", "budget")
+        if isinstance(v, str):
+            if v != "all":
+                raise ValueError(f"expected 'all' or a list of constraint kinds {list(kinds)}, got {v!r}")
+            return v
+        if not v:
+            raise ValueError("give at least one constraint kind, or 'all'")
+        bad = [k for k in v if k not in kinds]
+        if bad:
+            raise ValueError(f"unknown constraint kind(s) {bad}; the kinds are {list(kinds)}")
+        return v
 
 
 @POLICIES.register("sim.policies.multi:build_shortest_queue",

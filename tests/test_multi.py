@@ -35,6 +35,9 @@ def test_alpha_from_constraints_and_disagreement(small_raw):
     raw["constraints"].append({"kind": "budget", "max_cost_per_request": 10.0})
     with pytest.raises(UserError, match="given twice"):
         validate_scenario(raw)
+    raw = _with_constraints(small_raw, [{"kind": "messplus_multi", "constraints": ["latency", "budgt"]}])
+    with pytest.raises(UserError, match=r"unknown constraint kind\(s\) \['budgt'\]"):
+        validate_scenario(raw)
     raw = _with_constraints(small_raw, [{"kind": "messplus_multi", "constraints": ["latency"]}])
     raw["constraints"] = raw["constraints"][:1]
     with pytest.raises(UserError, match="not in the scenario's constraints"):
