@@ -459,6 +459,48 @@ class PythonRouter(PolicyBase):
     args: dict[str, Any] = Field(default_factory=dict, description="keyword arguments for the class")
 
 
+@POLICIES.register("sim.policies.multi:build_messplus_multi",
+                   sees="request features, delivered feedback, observed costs and latencies, and each model's queue "
+                        "length and busy slots at decision time", has_V=True, guarantees="multi")
+class MessPlusMulti(PolicyBase):
+    """MESS+ with one virtual queue per constraint of the scenario (sim/policies/multi.py, docs/theory.md)."""
+    kind: Literal["messplus_multi"]
+    constraints: str | list[str] = Field(
+        "all", description="which of the scenario's constraints get a virtual queue: 'all' or a list of kinds; "
+                           "without 'satisfaction' the objective is the satisfaction itself (maximised)")
+    V: Annotated[float, Field(gt=0, le=1e6)] = 1e-4
+    c: Annotated[float, Field(ge=0, le=1e6)] = 0.1
+    energy_estimate: Literal["mean", "oracle"] = Field(
+        "mean", description="'oracle': fixed per-model estimates = the trace's mean cost per model")
+    learn_from_exploit: bool = Field(False, description="also train on the served model's label from exploit feedback")
+    predictor: Predictor = LogisticPredictor(kind="logistic")
+
+    @field_validator("constraints")
+    @classmethod
+    def _known_kinds(cls, v):
+        kinds = ("satisfaction", "latency", "budget")
+        if isinstance(v, str):
+            if v != "all":
+                raise ValueError(f"expected 'all' or a list of constraint kinds {list(kinds)}, got {v!r}")
+            return v
+        if not v:
+            raise ValueError("give at least one constraint kind, or 'all'")
+        bad = [k for k in v if k not in kinds]
+        if bad:
+            raise ValueError(f"unknown constraint kind(s) {bad}; the kinds are {list(kinds)}")
+        return v
+
+
+@POLICIES.register("sim.policies.multi:build_shortest_queue",
+                   sees="each model's full-data mean accuracy, and each model's queue length at decision time")
+class ShortestQueue(PolicyBase):
+    """The operators' load balancer: among the models whose full-data mean accuracy meets alpha, the one with the
+    shortest queue (waiting requests per slot) at the request's arrival; ties go to the cheapest."""
+    kind: Literal["shortest_queue"]
+    models: Annotated[list[str], Field(min_length=1)] | None = Field(
+        None, description="the eligible models, instead of those whose full-data mean accuracy meets alpha")
+
+
 Policy = Annotated[Union[POLICIES.configs()], Field(discriminator="kind")]  # every registered kind
 
 
@@ -498,6 +540,31 @@ class SlaTimeExpect(Strict):
 
 Expectation = Annotated[Union[MonotoneExpect, MaxExpect, CostGapRatioExpect, SlaTimeExpect],
                         Field(discriminator="check")]
+
+
+# ---------------------------------------------------------------- constraints (sim/evaluation/constraints.py)
+
+class SatisfactionConstraint(Strict):
+    """The share of satisfied requests must be at least alpha (the scenario's top-level alpha)."""
+    kind: Literal["satisfaction"]
+    alpha: Annotated[float, Field(gt=0, lt=1)]
+
+
+class LatencyConstraint(Strict):
+    """The share of requests that finish later than ``deadline_s`` after arrival must be at most ``max_miss``."""
+    kind: Literal["latency"]
+    deadline_s: PositiveFloat
+    max_miss: Annotated[float, Field(gt=0, lt=1)]
+
+
+class BudgetConstraint(Strict):
+    """The time-averaged cost per request (objective unit, explorations included) must be at most this."""
+    kind: Literal["budget"]
+    max_cost_per_request: PositiveFloat
+
+
+Constraint = Annotated[Union[SatisfactionConstraint, LatencyConstraint, BudgetConstraint],
+                       Field(discriminator="kind")]
 
 
 # ---------------------------------------------------------------- scenario
@@ -541,11 +608,37 @@ class Scenario(Strict):
     engine: Engine = Engine()
     split_by: Literal["none", "group"] = Field(
         "none", description="'group': run every group as its own trace (with its own alpha), as the paper does")
+    constraints: list[Constraint] = Field(
+        default_factory=list, description="every policy is measured against each (summary.json 'constraints'); "
+                                          "the satisfaction constraint is always there, at the top-level alpha")
     policies: Annotated[list[Policy], Field(min_length=1)]
     expect: list[Expectation] = Field(default_factory=list, description="scenario-level checks for `sim check`")
     events: list[ScenarioEvent] = Field(default_factory=list, description="changes over time (sim/world/events.py)")
     sweep: SweepSpec | None = Field(None, exclude=True, description="cells for `sim sweep` (sim/running/sweep_spec.py); "
                                     "not part of any one run's resolved config")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _alpha_from_constraints(cls, data):
+        """``alpha:`` may be given at the top level, as a satisfaction constraint, or both (then they agree)."""
+        if not isinstance(data, dict) or not isinstance(data.get("constraints"), list):
+            return data
+        given = [c.get("alpha") for c in data["constraints"] if isinstance(c, dict) and c.get("kind") == "satisfaction"]
+        if len(given) == 1 and given[0] is not None:
+            if "alpha" not in data:
+                return {**data, "alpha": given[0]}
+            if data["alpha"] != given[0]:
+                raise ValueError(f"alpha = {data['alpha']!r} and the satisfaction constraint's alpha = "
+                                 f"{given[0]!r} disagree; give one")
+        return data
+
+    @field_validator("constraints")
+    @classmethod
+    def _one_per_kind(cls, v):
+        dup = used_twice([c.kind for c in v])
+        if dup:
+            raise ValueError(f"constraint kinds {dup} are given twice; give each at most once")
+        return v
 
     @field_validator("policies")
     @classmethod
@@ -906,4 +999,7 @@ def _reject_non_finite(node: Any, where: str, loc: tuple) -> None:
 
 
 def resolved_yaml(scenario: Scenario) -> str:
-    return yaml.safe_dump(scenario.model_dump(mode="json"), sort_keys=False)
+    data = scenario.model_dump(mode="json")
+    if not data.get("constraints"):  # scenarios without constraints keep the resolved text they had before
+        data.pop("constraints", None)
+    return yaml.safe_dump(data, sort_keys=False)

@@ -79,6 +79,10 @@ def test_no_outcome_reads(small_raw, mode):
     small_raw["policies"] = [p for p in small_raw["policies"] if p["kind"] in ("messplus", "threshold", "always")]
     small_raw["policies"].append({"kind": "python", "name": "plugin", "entry": f"{EXAMPLES}/messplus_plugin.py:MessPlus",
                                   "args": {"V": 0.01, "c": 0.5}})  # a user's router gets the same causality
+    # load-aware routers (issue 15): queue lengths and busy slots at decision time, latencies at completion
+    small_raw["constraints"] = [{"kind": "latency", "deadline_s": 2.0, "max_miss": 0.05},
+                                {"kind": "budget", "max_cost_per_request": 80.0}]
+    small_raw["policies"] += [{"kind": "messplus_multi", "V": 0.01, "c": 0.5}, {"kind": "shortest_queue", "models": ["m", "l"]}]
     scenario = validate_scenario(small_raw)
     trace = build_trace(scenario)
     base = simulate_scenario(scenario, trace)
@@ -95,7 +99,13 @@ def test_no_outcome_reads(small_raw, mode):
             cost[unknown] *= rng.uniform(0.01, 100.0, size=cost[unknown].shape)
             p_true = o.p_true.copy()
             p_true[unknown] = rng.random(p_true[unknown].shape)
-            poisoned = replace(trace, outcomes=replace(o, sat=sat, cost=cost, energy_j=cost, p_true=p_true))
+            # a latency not yet known: only longer (a shorter one could end before a_k and change the world seen)
+            latency = o.latency_s.copy()
+            late = (np.arange(trace.n) >= k)[:, None] | ((end > a_k) & ~df["explored"].to_numpy())[:, None]
+            late = np.broadcast_to(late, latency.shape)
+            latency[late] *= rng.uniform(1.0, 100.0, size=int(late.sum()))
+            poisoned = replace(trace, outcomes=replace(o, sat=sat, cost=cost, energy_j=cost, p_true=p_true,
+                                                       latency_s=latency))
             policy_only = scenario.model_copy(update={"policies": [p for p in scenario.policies if p.label == label]})
             after = simulate_scenario(policy_only, poisoned).frames[label]
             before = _decision_columns(df)[: k + 1]

@@ -180,7 +180,7 @@ def test_registry_is_the_single_source():
 
     assert set(SEES) == {k.name for k in POLICIES} and "python" in SEES
     assert NON_CAUSAL == BOUND_KINDS == {"oracle_hindsight", "offline_optimum"}
-    assert V_KINDS == {"messplus"}
+    assert V_KINDS == {"messplus", "messplus_multi"}
     for kind in POLICIES:
         assert kind.config.model_fields["kind"].annotation.__args__[0] == kind.name
 

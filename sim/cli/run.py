@@ -152,7 +152,8 @@ def print_summary(summary: dict, console: Console | None = None) -> None:
     t.add_column("policy", overflow="fold", ratio=None)
     # Narrow terminals: the names stay whole (they tell the rows apart); the totals and the call ratios move to a
     # second table.
-    names = (["SLA", "satisfaction", "Q_T/T", "cost/request", "cost total", "explore", "p95 latency", "call ratio"]
+    names = (["SLA", "satisfaction", "Q_T/T", "cost/request", "cost/satisfied", "cost total", "explore", "p95 latency",
+              "call ratio"]
              if wide else ["SLA", "satisf.", "Q_T/T", "per req.", "expl.", "p95"])
     for name in names:
         t.add_column(name, justify="left" if name in ("SLA", "call ratio") else "right",
@@ -166,7 +167,8 @@ def print_summary(summary: dict, console: Console | None = None) -> None:
                f"{per_request:.4g}\u00a0{unit}", str(p["explorations"]),
                "-" if lat is None or summary["engine"] == "sequential" else f"{lat:.2f}\u00a0s"]
         if wide:
-            row[5:5] = [fmt_cost(cost_total(p), unit)]
+            per_sat = p.get("cost_per_satisfied")
+            row[5:5] = ["-" if per_sat is None else f"{per_sat:.4g}\u00a0{unit}", fmt_cost(cost_total(p), unit)]
             row.append(format_shares(p["call_ratio"], models))
         t.add_row(*row)
     console.print(t)
@@ -185,6 +187,27 @@ def print_summary(summary: dict, console: Console | None = None) -> None:
     console.print(text(cols))
     console.print("SLA: the verdict of summary.json (n.a. when the run has none).  † sees the future (a bound, not a "
                   "router).  * uses an oracle predictor.  Costs include exploration.", markup=False)
+    print_constraints(summary, console)
+
+
+def print_constraints(summary: dict, console: Console) -> None:
+    """One row per policy and constraint when the scenario has ``constraints:`` (sim/evaluation/constraints.py)."""
+    rows = [(label, p) for label, p in summary["policies"].items() if p.get("constraints")]
+    if not rows:
+        return
+    t = Table(title="constraints: value (target), verdict", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    t.add_column("policy", overflow="fold")
+    kinds = [c["kind"] for c in rows[0][1]["constraints"]]
+    for k in kinds:
+        t.add_column(k, no_wrap=True)
+    for label, p in rows:
+        cells = []
+        for c in p["constraints"]:
+            verdict = "n.a." if c["met"] is None else ("met" if c["met"] else "missed")
+            cells.append(text(f"{c['value']:.4g} ({c['target']:.4g}) {verdict}", "green" if c["met"] else
+                              ("dim" if c["met"] is None else "bold red")))
+        t.add_row(text(label), *cells)
+    console.print(t)
 
 
 def print_group_table(summary: dict, console: Console | None = None) -> None:

@@ -36,7 +36,7 @@ from sim.evaluation.bounds import bounds, guarantees_block
 
 DETERMINISTIC = ("queue_identity", "queue_consistency", "drift_per_step")
 #: The per-request columns of :func:`sim.evaluation.metrics.evaluate` that :func:`policy_guarantees` reads.
-GUARANTEE_COLUMNS = ("cost", "sat", "explored", "p_explore", "model_index", "q_after")
+GUARANTEE_COLUMNS = ("cost", "sat", "explored", "p_explore", "model_index", "q_after", "arrival_s", "end_s")
 
 
 def trace_is_iid(scenario: cfg.Scenario) -> bool:
@@ -62,6 +62,10 @@ def policy_guarantees(scenario: cfg.Scenario, policy, trace, router, decisions: 
     dense_now = sequential and rate >= 1.0
     cross = {"q_before": decisions["q_tracked"]} if dense_now else {"Q_T": float(cols["q_after"][-1])}
     family = cfg.POLICIES.get(policy.kind).guarantees
+    if family == "multi":  # one set per virtual queue (sim/evaluation/multi_bounds.py)
+        from sim.evaluation.multi_bounds import multi_guarantees
+
+        return multi_guarantees(scenario, policy, trace, router, cols, alpha)
     if family != "messplus":
         entries = bounds(alpha=alpha, V=1.0, c=0.0, E=o.cost, cost=cols["cost"], sat=cols["sat"], **cross)
         entries = [e for e in entries if e["bound"] in DETERMINISTIC]

@@ -129,6 +129,8 @@ def evaluate(trace: Trace, decisions: dict, alpha: float) -> tuple[dict, dict]:
         # Totals over the run say so in their names (``_total``); per-request means say ``_per_request``.
         "cost_total": float(c.sum()),
         "cost_per_request": float(c.sum() / n),
+        # what operators compare: cost over the requests whose answer was good (None: none was)
+        "cost_per_satisfied": float(c.sum() / s.sum()) if s.sum() > 0 else None,
         "cost_total_exploit_only": float(np.sum(c, where=exploit)),
         "cost_total_paper_convention": float(paper_convention_cost(c, explored)),
         "energy_j_total": float(e.sum()) if e is not None else None,

@@ -9,6 +9,9 @@ The class named by ``entry`` is built as ``Class(models=[names, cheapest first],
 - ``on_complete(index, model, cost)``: service of ``index`` ended; ``model`` is the served model's name and
   ``cost`` the cost the provider observes: a float, or for an exploration a read-only array with every model's
   cost (cheapest first);
+- optionally ``on_latency(index, model, latency_s)``: called right after ``on_complete`` with the request's
+  latency (end - arrival, queueing included), which the provider knows at completion; the sequential engine
+  has no clock and passes 0.0;
 - ``on_feedback(index, model, satisfied)``: the user's verdict arrived (after the configured delay, with the
   configured probability); ``satisfied`` is 0.0/1.0, or for an exploration a read-only array with every
   model's label (as the built-in MESS+ with ``explore_needs_feedback: true`` learns them).
@@ -65,6 +68,10 @@ class Request(NamedTuple):
     text: str | None
     prompt_tokens: int | None
     predictions: np.ndarray | None  # per model, when the trace has pred__<model> columns
+    # at this request's arrival, per model (cheapest first): requests waiting and slots busy. The discrete-event
+    # engine fills them; the sequential engine has no clock and passes zeros.
+    queued: np.ndarray | None = None
+    busy: np.ndarray | None = None
 
 
 class PluginError(UserError):
@@ -150,6 +157,14 @@ class PluginRouter:
         self._prompt_tokens = f.prompt_tokens
         self._pred = f.pred
         self.u_explore = None  # the runner drops it after the run, as for the numba routers
+        self.load = np.zeros((2, len(self.models)))  # busy slots, queue length: filled by the engine (bind_world)
+        self._clock = None  # (arrival_s, end_s) in the discrete-event engine
+        self._on_latency = callable(getattr(user, "on_latency", None))
+
+    def bind_world(self, arrival_s, start_s, end_s, capacity) -> np.ndarray:
+        """The discrete-event engine's clock columns (read only for completed requests) and its load array."""
+        self._clock = (arrival_s, end_s)
+        return self.load
 
     def set_availability(self, avail) -> None:
         if avail is not None:
@@ -171,8 +186,10 @@ class PluginRouter:
             pred.flags.writeable = False
         tokens = None if self._prompt_tokens is None else int(self._prompt_tokens[t])
         text = None if self._text is None else self._text[t]
+        queued, busy = self.load[1].copy(), self.load[0].copy()
+        queued.flags.writeable = busy.flags.writeable = False
         return Request(t, self._request_id[t].item() if hasattr(self._request_id[t], "item") else self._request_id[t],
-                       float(self._arrival[t]), self._group_names[self._groups[t]], text, tokens, pred)
+                       float(self._arrival[t]), self._group_names[self._groups[t]], text, tokens, pred, queued, busy)
 
     def decide(self, t: int) -> tuple[int, bool]:
         """Returns (model index, explored)."""
@@ -198,6 +215,9 @@ class PluginRouter:
         else:
             cost = float(cost_row[model])
         self._call("on_complete", t, t, self.models[model], cost)
+        if self._on_latency:
+            latency = 0.0 if self._clock is None else float(self._clock[1][t] - self._clock[0][t])
+            self._call("on_latency", t, t, self.models[model], latency)
 
     def feedback(self, t: int, model: int, explored: bool, label_row: np.ndarray) -> None:
         q = self.q_tracked + self.alpha - label_row[model]

@@ -40,6 +40,7 @@ class BuildContext:
     alpha: float  # the scenario's
     seed: int
     u_explore: np.ndarray  # the shared exploration draws, one per request
+    scenario: cfg.Scenario | None = None  # the whole scenario (its constraints: sim/policies/multi.py)
 
 
 def describe(policy) -> dict:
@@ -71,8 +72,9 @@ def model_index(trace: Trace, name: str, where: str) -> int:
     return trace.models.index(name)
 
 
-def build_router(policy, trace: Trace, alpha: float, seed: int, u_explore: np.ndarray):
-    context = BuildContext(trace, alpha, seed, u_explore)
+def build_router(policy, trace: Trace, alpha: float, seed: int, u_explore: np.ndarray,
+                 scenario: cfg.Scenario | None = None):
+    context = BuildContext(trace, alpha, seed, u_explore, scenario)
     kind = cfg.POLICIES.get(policy.kind)
     if kind.builder.partition(":")[2].startswith("plan_"):
         return Router(kind=PLAN, n_models=trace.m, n_requests=trace.n, predictor=None, alpha=alpha,

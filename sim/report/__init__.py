@@ -73,6 +73,12 @@ def summary_table(run) -> str:
     des = run.engine != "sequential"
     head = ["policy", "SLA", "satisfaction", "Q_T/T", "cost" if unit != "J" else "energy", "per request",
             "explorations", "call ratio"]
+    per_sat = any(p.get("cost_per_satisfied") is not None for p in s["policies"].values())
+    if per_sat:  # results written before cost_per_satisfied existed have none
+        head.append("per satisfied")
+    constraint_kinds = next(([c["kind"] for c in p["constraints"]] for p in s["policies"].values()
+                             if p.get("constraints")), [])
+    head += [f"{k} constraint" for k in constraint_kinds]
     if des:
         head.append("p95 latency")
     has_g = any("guarantees" in p for p in s["policies"].values())
@@ -102,6 +108,17 @@ def summary_table(run) -> str:
             f"<td>{p.get('explorations', 0):,}</td>",
             f'<td class="l"><span class="mix">{bar}</span>{esc(ratio_txt)}</td>',
         ]
+        if per_sat:
+            v = p.get("cost_per_satisfied")
+            cells.append(f"<td>{'–' if v is None else esc(_fmt_cost(v, unit))}</td>")
+        for c in p.get("constraints") or [None] * len(constraint_kinds):
+            if c is None:
+                cells.append("<td>–</td>")
+                continue
+            verdict = "n.a." if c["met"] is None else ("met" if c["met"] else "missed")
+            cells.append(f'<td class="{"ok" if c["met"] else ("" if c["met"] is None else "miss")}" '
+                         f'title="target {c["target"]:.4g}, tolerance {c["tolerance"]:.3g}">'
+                         f'{c["value"]:.4g} {verdict}</td>')
         if des:
             lat = (p.get("latency_s") or {}).get("p95")
             cells.append(f"<td>{'–' if lat is None else f'{lat:.2f} s'}</td>")

@@ -1037,6 +1037,17 @@ CHARTS: list[tuple[str, Callable[[RunData], alt.TopLevelMixin]]] = [
 ]
 
 
+def _constraint_charts() -> None:
+    """The charts of runs with ``constraints:`` (sim/report/constraints.py): after the latency chart."""
+    from sim.report.constraints import chart_constraints, chart_latency_by_model
+
+    at = [name for name, _ in CHARTS].index("latency") + 1
+    CHARTS[at:at] = [("constraints", chart_constraints), ("latency_by_model", chart_latency_by_model)]
+
+
+_constraint_charts()
+
+
 def run_charts(run: RunData) -> tuple[list[tuple[str, alt.TopLevelMixin]], dict[str, str]]:
     """Every chart that applies to the run, and the reasons for those skipped."""
     charts, skipped = [], {}

@@ -31,6 +31,7 @@ from sim.evaluation.decomposition import cost_decomposition
 from sim.evaluation.guarantees import GUARANTEE_COLUMNS, policy_guarantees
 from sim.memory import release_free_memory
 from sim.evaluation.metrics import evaluate, q_before, request_frame
+from sim.evaluation.constraints import evaluate_constraints, gave_way, scenario_constraints
 from sim.evaluation.sla import verdict
 from sim.policies.plugin import wrap_router
 from sim.policies.registry import build_router, describe, facts, policy_alpha
@@ -140,7 +141,7 @@ def simulate_scenario(scenario: cfg.Scenario, trace: Trace | None = None,
         if routers and policy.kind == "python" and label in routers:
             router = wrap_router(routers[label], trace, policy_alpha(policy, scenario.alpha), label)
         else:
-            router = build_router(policy, trace, scenario.alpha, scenario.seed, u_explore)
+            router = build_router(policy, trace, scenario.alpha, scenario.seed, u_explore, scenario)
         router.set_availability(avail)
         tick = (lambda done, label=label: progress(label, done, trace.n)) if progress else None
         decisions, occ, serving, ptrace = run_policy(scenario, trace, router, caps, given, delay, tick,
@@ -155,6 +156,11 @@ def simulate_scenario(scenario: cfg.Scenario, trace: Trace | None = None,
         if policies[label]["causal"]:  # docs/theory.md, "Where the cost goes"
             ledger = getattr(getattr(router, "state", None), "ledger", None)
             policies[label]["cost_decomposition"] = cost_decomposition(ptrace, cols, alpha, ledger, lp_cache)
+        if scenario.constraints:
+            entries = evaluate_constraints(scenario_constraints(scenario, alpha), cols["sat"], cols["cost"],
+                                           cols["arrival_s"], cols["end_s"], sequential)
+            policies[label]["constraints"] = entries
+            policies[label]["gave_way"] = gave_way(entries)
         if not sequential and serving is not None:
             policies[label]["serving"] = serving.summary(float(np.nanmax(decisions["end_s"])))
         if scenario.events:

@@ -17,6 +17,9 @@ Design decisions (tested in tests/test_invariants.py, tests/test_queueing.py and
   With zero latency and zero delay this reproduces the sequential mode exactly.
 - Causality: the router receives request t's outcome rows only for a completion or feedback that has
   happened (queued by its callback, applied before the next decision or at the end).
+- Load (issue 15): a router with ``bind_world`` (sim/policies/multi.py, Python plugins) gets, before each
+  decision, every model's busy slots and queue length at that instant, and reads the clock columns
+  (``start_s``, ``end_s``) only for requests whose completion has been delivered to it.
 """
 
 from __future__ import annotations
@@ -148,6 +151,10 @@ def simulate(router: Router, arrival_s: np.ndarray, latency_s: np.ndarray, cost:
     else:
         kernel = _deliver_and_decide
         state = router.flat()
+    # A load-aware router (sim/policies/multi.py, Python plugins) reads, at each decision, every model's busy
+    # slots and queue length at that instant (``load``, filled below), and a completed request's clock columns.
+    bind = getattr(router, "bind_world", None)
+    load = bind(arrival_s, start_out, end_out, cap) if bind is not None else None
     pending = np.zeros(4096, np.int64)
     n_pending = 0
     schedule = _At
@@ -227,6 +234,9 @@ def simulate(router: Router, arrival_s: np.ndarray, latency_s: np.ndarray, cost:
         while peek() <= now:
             run_next()
         env._now = now
+        if load is not None:
+            load[0, :] = busy
+            load[1, :] = [len(q) for q in queues]
         m, explored = kernel(t, pending, n_pending, cost, sat, model_out, explored_out, p_out, qt_out, shat_out,
                              *state)
         n_pending = 0
