@@ -70,7 +70,11 @@ def main(args) -> int:
         spec = cfg.SynthTrace.model_validate(raw)
     except cfg.ValidationError as err:
         raise UserError(cfg.describe_validation_error(err, "synth")) from None
-    # no memory check: the trace is drawn and written a row group at a time, so its size is bounded by the disk
+    from sim.memory import check_fits
+
+    # before a MemoryError, not after (the trace is written a row group at a time, but some of its draws, such as
+    # the arrival times, are made whole: the same per-request floor as a run's)
+    check_fits(spec.requests, len(spec.models), "synth")
     write_synth_trace(spec, seed, args.out, synth_provenance(spec, seed))  # a row group at a time
     print(f"wrote {args.out}: {spec.requests:,} requests, models {spec.models}")
     return 0
