@@ -44,7 +44,7 @@ def test_messplus_plugin_parity(mode):
     assert a.select(cols).equals(b.select(cols))
     assert a["explored"].sum() > 10 and a["model_index"].n_unique() == 3  # not a degenerate routing
     sa, sb = result.summary["policies"]["builtin"], result.summary["policies"]["plugin"]
-    assert sa["satisfaction"] == sb["satisfaction"] and sa["cost"] == sb["cost"]
+    assert sa["satisfaction"] == sb["satisfaction"] and sa["cost_total"] == sb["cost_total"]
     assert sb["kind"] == "python" and sb["causal"] is True
 
 
