@@ -55,12 +55,26 @@ def _queue_series_counts(s, alpha):
         total += s[t]
         k += 1
         q = k * alpha - float(total)
-        if q <= 0.0:
-            q = 0.0
-            k = 0
-            total = 0
+        # Selects, not a branch: Q touches 0 at no predictable request when satisfaction hovers around alpha.
+        positive = q > 0.0
+        q = q if positive else 0.0
+        k = k if positive else 0
+        total = total if positive else 0
         after[t] = q
     return after
+
+
+@nb.njit(cache=True)
+def model_counts(model, explored, n_models):
+    """Requests per model, all and exploit-only, in one pass (two np.bincount calls copied the int16 column)."""
+    counts = np.zeros(n_models, np.int64)
+    counts_exploit = np.zeros(n_models, np.int64)
+    for t in range(model.shape[0]):
+        m = model[t]
+        counts[m] += 1
+        if not explored[t]:
+            counts_exploit[m] += 1
+    return counts, counts_exploit
 
 
 def served_queue(s: np.ndarray, alpha: float) -> np.ndarray:
@@ -148,13 +162,12 @@ def evaluate(trace: Trace, decisions: dict, alpha: float) -> tuple[dict, dict]:
         "q_tracked": decisions["q_tracked"], "s_hat": decisions["s_hat"], "sat": s, "cost": c,
         "energy_j": e, "start_s": start, "end_s": end, "feedback_s": fb,
     }
-    counts = np.bincount(model, minlength=trace.m)
+    counts, counts_exploit = model_counts(model, explored, trace.m)
     exploit = ~explored
     # Each sum once (energy is often the cost itself): the same numpy reductions, so the same bits as before.
     c_total, c_exploit = c.sum(), np.sum(c, where=exploit)
     e_total, e_exploit = (c_total, c_exploit) if e is c else (
         (e.sum(), np.sum(e, where=exploit)) if e is not None else (None, None))
-    counts_exploit = np.bincount(model[exploit], minlength=trace.m)
     summary = {
         "requests": int(n),
         "satisfaction": float(s.mean()),
