@@ -793,5 +793,18 @@ def _reject_non_finite(node: Any, where: str, loc: tuple) -> None:
             _reject_non_finite(v, where, loc + (i,))
 
 
+_RESOLVED: dict[int, tuple[Scenario, str]] = {}  # id -> (the scenario, kept alive so the id stays its own, text)
+
+
 def resolved_yaml(scenario: Scenario) -> str:
-    return yaml.safe_dump(scenario.model_dump(mode="json"), sort_keys=False)
+    """The scenario as YAML. Memoised per scenario object (scenarios are frozen): a run asks for it four or five
+    times (stamp, Parquet metadata, provenance), and pure-Python YAML dumping was the largest cost of a paper-grid
+    cell (docs/performance.md)."""
+    hit = _RESOLVED.get(id(scenario))
+    if hit is not None and hit[0] is scenario:
+        return hit[1]
+    text = yaml.safe_dump(scenario.model_dump(mode="json"), sort_keys=False)
+    if len(_RESOLVED) >= 16:
+        _RESOLVED.clear()
+    _RESOLVED[id(scenario)] = (scenario, text)
+    return text
