@@ -8,7 +8,7 @@ import json
 def register(sub) -> None:
     p = sub.add_parser("bench", help="measure simulation speed (requests/s) and the paper grid's wall time",
                        description="Measure, in this process, requests simulated per second for the sequential "
-                                   "fast path (group_beta and logistic predictors), the discrete-event engine and "
+                                   "fast path (group_beta and logistic predictors, and a Python router plugin), the discrete-event engine and "
                                    "a plain SimPy M/M/1 reference; and the paper grid's wall time on all cores. "
                                    "Each figure is the median of several repeats. See docs/performance.md.")
     p.add_argument("--json", action="store_true", help="print one JSON object")

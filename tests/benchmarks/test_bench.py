@@ -18,10 +18,11 @@ def workloads():
         "fast_path": workload(200_000, "group_beta"),
         "fast_path_logistic": workload(50_000, "logistic"),
         "des": workload(20_000, "group_beta", "des"),
+        "plugin_sequential": workload(5_000, plugin=True),
     }
 
 
-@pytest.mark.parametrize("name", ["fast_path", "fast_path_logistic", "des"])
+@pytest.mark.parametrize("name", ["fast_path", "fast_path_logistic", "des", "plugin_sequential"])
 def test_bench_routing(benchmark, workloads, name):
     once = workloads[name]
     once()  # numba loads or compiles outside the timing
