@@ -1,22 +1,27 @@
-"""The discrete-event engine: arrivals, FIFO slots per model, completions and delayed feedback, on SimPy.
+"""The discrete-event engine: arrivals, FIFO slots per model, completions and delayed feedback.
+
+It keeps SimPy's event semantics (a heap ordered by time, priority and scheduling order; the engine was built on
+SimPy, and its results are byte for byte those of that version) but runs its own loop: SimPy's ``Event``
+objects, callback lists and ``step`` were most of the Python time per request (docs/performance.md).
 
 Design decisions (tested in tests/test_invariants.py, tests/test_queueing.py and tests/test_serving.py):
 
-- Speed: plain callbacks for completions and feedback, and arrivals handled by the run loop itself. No SimPy
-  process or ``Resource`` per request: a request is an index into preallocated numpy columns. Completions and
+- Speed: no process, ``Resource`` or event object per request: a request is an index into preallocated numpy
+  columns, an event a tuple on a heap, and arrivals are handled by the run loop itself. Completions and
   feedback are queued for the router and applied, in delivery order, by the same numba call that makes the
-  next decision (the router's state is read only there): one call from Python per request. docs/performance.md
+  next decision (the router's state is read only there): one call from Python per request, with three
+  arguments (the arrays and the router travel in one structref, :class:`_KernelArgs`). docs/performance.md
 - Slots: model m has ``replicas x slots`` concurrent slots (``None`` = unlimited) and one FIFO queue; a
   request holds a slot for its latency: the trace's service time when run alone, or what sim/world/serving.py
   computes from a GPU profile at the model's current batch.
 - Exploration: the request takes a slot on every model (queueing at each); it completes when the slowest
   part does, and the largest model's answer is served.
-- Ordering at equal times: completions and feedback are scheduled URGENT, and an arrival is handled after
+- Ordering at equal times: completions and feedback are scheduled URGENT (SimPy's term), and an arrival is handled after
   every event at or before its time (as a NORMAL event would be). So a slot freed at time tau is free for an
   arrival at tau, and feedback delivered at tau is known to a decision at tau.
   With zero latency and zero delay this reproduces the sequential mode exactly.
 - Causality: the router receives request t's outcome rows only for a completion or feedback that has
-  happened (queued by its callback, applied before the next decision or at the end).
+  happened (queued when its event runs, applied before the next decision or at the end).
 """
 
 from __future__ import annotations
