@@ -1,4 +1,5 @@
-"""Microseconds per call from Python into the DES kernel, flattened bundles vs named tuples (docs/performance.md).
+"""Microseconds per call from Python into the DES kernel: flattened bundles, one structref (what the engine
+passes), and named tuples (docs/performance.md).
 
 Run from the repository root: ``PYTHONPATH=. python docs/dispatch_cost.py``.
 """
@@ -10,7 +11,7 @@ import numpy as np
 
 from sim.policies.predictors import GROUP_BETA, make_predictor
 from sim.policies.router import MESSPLUS, Router
-from sim.world.engine import _deliver_and_decide
+from sim.world.engine import _deliver_and_decide, _deliver_and_decide_packed, _kernel_args
 
 n, m = 200_000, 4
 r = Router(kind=MESSPLUS, n_models=m, n_requests=n, predictor=make_predictor(GROUP_BETA, m, 1, n_requests=n),
@@ -23,6 +24,13 @@ t0 = time.perf_counter()
 for t in range(n):
     _deliver_and_decide(t, pending, 0, cost, sat, *outs, *flat)
 print(f"_deliver_and_decide, flattened bundles: {(time.perf_counter() - t0) / n * 1e6:.1f} us a call")
+
+args = _kernel_args(pending, cost, sat, *outs, r.params, r.state, r.predictor)
+_deliver_and_decide_packed(0, 0, args)
+t0 = time.perf_counter()
+for t in range(n):
+    _deliver_and_decide_packed(t, 0, args)
+print(f"_deliver_and_decide_packed, one structref: {(time.perf_counter() - t0) / n * 1e6:.1f} us a call")
 
 
 @nb.njit

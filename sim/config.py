@@ -998,8 +998,21 @@ def _reject_non_finite(node: Any, where: str, loc: tuple) -> None:
             _reject_non_finite(v, where, loc + (i,))
 
 
+_RESOLVED: dict[int, tuple[Scenario, str]] = {}  # id -> (the scenario, kept alive so the id stays its own, text)
+
+
 def resolved_yaml(scenario: Scenario) -> str:
+    """The scenario as YAML. Memoised per scenario object (scenarios are frozen): a run asks for it four or five
+    times (stamp, Parquet metadata, provenance), and pure-Python YAML dumping was the largest cost of a paper-grid
+    cell (docs/performance.md)."""
+    hit = _RESOLVED.get(id(scenario))
+    if hit is not None and hit[0] is scenario:
+        return hit[1]
     data = scenario.model_dump(mode="json")
     if not data.get("constraints"):  # scenarios without constraints keep the resolved text they had before
         data.pop("constraints", None)
-    return yaml.safe_dump(data, sort_keys=False)
+    text = yaml.safe_dump(data, sort_keys=False)
+    if len(_RESOLVED) >= 16:
+        _RESOLVED.clear()
+    _RESOLVED[id(scenario)] = (scenario, text)
+    return text

@@ -188,13 +188,18 @@ class PluginRouter:
         text = None if self._text is None else self._text[t]
         queued, busy = self.load[1].copy(), self.load[0].copy()
         queued.flags.writeable = busy.flags.writeable = False
-        return Request(t, self._request_id[t].item() if hasattr(self._request_id[t], "item") else self._request_id[t],
-                       float(self._arrival[t]), self._group_names[self._groups[t]], text, tokens, pred, queued, busy)
+        # ``ndarray.item(t)``: the element as a Python scalar in one call (the same value as ``float(a[t])``)
+        request_id = self._request_id
+        request_id = request_id.item(t) if isinstance(request_id, np.ndarray) else request_id[t]
+        return Request(t, request_id, self._arrival.item(t), self._group_names[self._groups.item(t)], text, tokens,
+                       pred, queued, busy)
 
     def decide(self, t: int) -> tuple[int, bool]:
         """Returns (model index, explored)."""
         choice = self._call("decide", t, self._request(t))
         n = len(self.models)
+        if type(choice) is int and 0 <= choice < n:  # the common case first (a plain index)
+            return choice, False
         if isinstance(choice, Explore):
             serve = choice.serve
             if serve is not None and serve not in (n - 1, self.models[-1]):
@@ -251,12 +256,52 @@ class PluginRouter:
         return self._record(t, model_out, explored_out, p_out, qt_out, shat_out)
 
     def run_sequential(self, sat, cost, feedback_mask, out: dict) -> None:
-        """Sequential mode (sim/world/sequential.py::_run), in Python."""
-        for t in range(sat.shape[0]):
-            m, explored = self._record(t, out["model"], out["explored"], out["p_explore"], out["q_tracked"],
-                                       out["s_hat"])
-            self.complete(t, m, explored, cost[t])
-            if feedback_mask[t]:
-                self.feedback(t, m, explored, sat[t])
+        """Sequential mode (sim/world/sequential.py::_run), in Python.
+
+        The same calls as ``_record``, ``complete`` and ``feedback`` for every request, with the per-request
+        overhead taken out of the loop (this path runs at Python speed: docs/performance.md): the user's methods
+        are bound once, an exploit's cost and label are read as Python scalars (``ndarray.item``, the same
+        values as indexing then ``float``), and the columns that are the same for every request (``p_explore``
+        0, ``s_hat`` NaN) are filled once.
+        """
+        model_out, explored_out, qt_out = out["model"], out["explored"], out["q_tracked"]
+        out["p_explore"][:] = 0.0
+        out["s_hat"][:] = math.nan
+        on_complete, on_feedback = self.user.on_complete, self.user.on_feedback
+        names, alpha, where = self.models, self.alpha, self.where
+        cost_at, label_at, given = cost.item, sat.item, feedback_mask.item
+        decide = self.decide
+        method = "decide"
+        t = 0
+        try:
+            for t in range(sat.shape[0]):
+                qt_out[t] = self.q_tracked
+                method = "decide"
+                m, explored = decide(t)
+                model_out[t] = m
+                explored_out[t] = explored
+                method = "on_complete"
+                if explored:
+                    row = cost[t].copy()
+                    row.flags.writeable = False
+                    on_complete(t, names[m], row)
+                else:
+                    on_complete(t, names[m], float(cost_at(t, m)))
+                if given(t):
+                    label = float(label_at(t, m))
+                    q = self.q_tracked + alpha - label
+                    self.q_tracked = q if q > 0.0 else 0.0
+                    method = "on_feedback"
+                    if explored:
+                        labels = sat[t].copy()
+                        labels.flags.writeable = False
+                        on_feedback(t, names[m], labels)
+                    else:
+                        on_feedback(t, names[m], label)
+        except UserError:
+            raise
+        except Exception as e:
+            raise PluginError(f"{where}: {method} raised {type(e).__name__} at request index {t}:\n"
+                              + _user_traceback(e)) from None
 
 

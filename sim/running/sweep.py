@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
+import yaml
 
 from sim import config as cfg
 from sim.atomic import atomic_path, write_json, write_text
@@ -207,6 +208,9 @@ def metric_rows(summary: dict) -> list[dict]:
     return rows
 
 
+_FAST_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def run_cell(out_dir: str, job: dict) -> dict:
     """Run one cell into ``DIR/cells/<id>``; never raises for a failing cell (its error is returned)."""
     global _cells_done_here
@@ -219,7 +223,9 @@ def run_cell(out_dir: str, job: dict) -> dict:
         shutil.rmtree(cell_dir)  # a half-written cell from an interrupted sweep
     t0 = time.perf_counter()
     try:
-        scenario = cfg.validate_scenario(cfg.parse_yaml(job["resolved"], f"cell {job['cell_id']}"))
+        # The cell's text is our own safe_dump: libyaml's parser (when PyYAML has it) reads it into the same data
+        # as the pure-Python one, several times faster (docs/performance.md).
+        scenario = cfg.validate_scenario(yaml.load(job["resolved"], Loader=_FAST_LOADER))
         trace = None
         if job.get("trace_path"):  # a shared synthetic trace, built once (None if its entry is missing or damaged)
             trace = _cached_trace(job["trace_key"], lambda: trace_cache.read_entry(Path(job["trace_path"])))
