@@ -268,6 +268,7 @@ class PluginRouter:
         out["p_explore"][:] = 0.0
         out["s_hat"][:] = math.nan
         on_complete, on_feedback = self.user.on_complete, self.user.on_feedback
+        on_latency = self.user.on_latency if self._on_latency else None
         names, alpha, where = self.models, self.alpha, self.where
         cost_at, label_at, given = cost.item, sat.item, feedback_mask.item
         decide = self.decide
@@ -287,6 +288,9 @@ class PluginRouter:
                     on_complete(t, names[m], row)
                 else:
                     on_complete(t, names[m], float(cost_at(t, m)))
+                if on_latency is not None:  # no clock in sequential mode: every request takes no time
+                    method = "on_latency"
+                    on_latency(t, names[m], 0.0)
                 if given(t):
                     label = float(label_at(t, m))
                     q = self.q_tracked + alpha - label
