@@ -158,16 +158,30 @@ class SynthTrace(Strict):
 
 
 class RecipeOutcomes(Strict):
+    """The options of ``trace import outcomes`` (docs/importers.md), spelled with underscores."""
     path: str
-    preset: Literal["routerbench", "routellm", "messplus"] | None = None
+    preset: Literal["routerbench", "routellm", "messplus", "embedllm", "routerbench-martian"] | None = None
     sat: str | None = Field(None, description="glob of the satisfaction columns when there is no preset")
     cost: str | None = None
     energy: str | None = None
     latency: str | None = None
+    latency_unit: Literal["s", "ms", "us"] = "s"
+    cost_unit: str | None = Field(None, description="label of a money cost other than USD (e.g. CNY)")
     group: str | None = None
     text: str | None = None
+    embedding: str | None = None
+    id: str | None = Field(None, description="the request id column")
+    layout: Literal["wide", "long"] | None = Field(None, description="long: one row per (request, model)")
+    model_column: str | None = None
+    prompt_tokens: str | None = None
+    output_tokens: str | None = None
     models: list[str] | None = Field(None, description="keep these models only (in this order)")
     cost_per_request: dict[str, NonNegFloat] | None = None
+    price_per_mtok: dict[str, str | NonNegFloat] | None = Field(
+        None, description="model -> price per million prompt tokens (or 'PROMPT:OUTPUT')")
+    order: Literal["file", "shuffle"] = "file"
+    join: str | None = Field(None, description="a side file (CSV, JSONL or Parquet) whose columns are attached")
+    on: str | None = Field(None, description="the key column of join")
 
 
 class RecipeArrivals(Strict):
@@ -957,6 +971,7 @@ def relative_to_scenario(raw: dict, folder: Path) -> dict:
         if isinstance(recipe, dict):
             for part in ("outcomes", "arrivals", "profile"):
                 fix(recipe.get(part), "path")
+            fix(recipe.get("outcomes"), "join")
     fix(raw, "profiles")
     for z in raw.get("zoo") or []:
         if isinstance(z, dict):

@@ -700,3 +700,26 @@ def test_quality_only_trace_gets_energy_from_a_profile(tmp_path, capsys):
     df, meta = read_table(t)
     assert meta["cost_unit"] == "J" and df["energy_j__b"].to_list() == pytest.approx((2 * df["energy_j__a"]).to_list())
     assert load_trace(t).outcomes.cost.shape == (2, 2)
+
+
+def test_a_recipe_takes_the_import_options(tmp_path, capsys):
+    """A scenario's ``trace.recipe.outcomes`` takes the options of ``trace import outcomes``: the long layout,
+    the latency unit and the cost unit here give the same trace as the command line."""
+    from sim.config import validate_scenario
+    from sim.running.runner import build_trace
+
+    out = tmp_path / "cli.parquet"
+    ok(LONG + ["--layout", "long", "--model-column", "model", "--cost", "cost", "--latency", "latency_ms",
+               "--latency-unit", "ms", "--group", "benchmark", "--cost-unit", "CNY", "-o", out], capsys)
+    cli = load_trace(out, objective="cost_usd")
+    recipe = {"path": str(LONG_CSV), "sat": "correct", "id": "id", "layout": "long", "model_column": "model",
+              "cost": "cost", "latency": "latency_ms", "latency_unit": "ms", "group": "benchmark", "cost_unit": "CNY"}
+    scenario = validate_scenario({"name": "r", "alpha": 0.5, "objective": "cost_usd", "trace": {"recipe": {"outcomes": recipe}},
+                                  "engine": {"mode": "sequential"}, "policies": [{"kind": "always", "model": "large"}]})
+    trace = build_trace(scenario)
+    assert trace.models == cli.models and trace.cost_unit == cli.cost_unit == "CNY"
+    np.testing.assert_array_equal(trace.outcomes.cost, cli.outcomes.cost)
+    np.testing.assert_array_equal(trace.outcomes.latency_s, cli.outcomes.latency_s)
+    with pytest.raises(Exception, match="latency_unit"):
+        validate_scenario({**scenario.model_dump(mode="json"),
+                           "trace": {"recipe": {"outcomes": {**recipe, "latency_unit": "hours"}}}})

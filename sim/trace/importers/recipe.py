@@ -57,9 +57,15 @@ def build_recipe_trace(recipe, seed: int, objective: str = "energy_j", drop: tup
     with tempfile.TemporaryDirectory(prefix="messplus_recipe_") as tmp:
         tmp = Path(tmp)
         out_o = tmp / "outcomes.parquet"
+        if o.join is not None:
+            _check_exists(o.join, "outcomes.join")
+        price = None if o.price_per_mtok is None else {m: str(v) for m, v in o.price_per_mtok.items()}
         import_outcomes(o.path, out_o, preset=o.preset, sat=o.sat, cost=o.cost, energy=o.energy, latency=o.latency,
                         group=o.group, text=o.text, models=o.models, cost_per_request=o.cost_per_request,
-                        log=notes.append)
+                        id_col=o.id, layout=o.layout, model_column=o.model_column, latency_unit=o.latency_unit,
+                        cost_unit=o.cost_unit, prompt_tokens=o.prompt_tokens, output_tokens=o.output_tokens,
+                        price_per_mtok=price, order=o.order, seed=recipe.seed if recipe.seed is not None else seed,
+                        join=o.join, on=o.on, embedding=o.embedding, log=notes.append)
         final = out_o
         if a is not None:
             out_a = tmp / "arrivals.parquet"
