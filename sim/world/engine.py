@@ -34,7 +34,7 @@ from simpy.core import URGENT
 from simpy.events import Event
 
 from sim.world.nrt import borrow
-from sim.policies.router import Router, complete, decide_and_record, feedback, unflatten
+from sim.policies.router import EXPLORE_ALL, Router, complete, decide_and_record, feedback, unflatten
 
 OCC_CHUNK = 1 << 16  # occupancy records are compacted into numpy arrays this many at a time
 
@@ -145,6 +145,8 @@ def simulate(router: Router, arrival_s: np.ndarray, latency_s: np.ndarray, cost:
     occ = _OccupancyLog(occupancy_sink)
     rows = occ.rows
     served = n_models - 1  # an exploration serves the largest model's answer
+    # an exploration runs every model, unless the router explores one model at a time (docs/theory.md §4)
+    explore_all = getattr(getattr(router, "params", None), "explore", EXPLORE_ALL) == EXPLORE_ALL
     kernel = getattr(router, "deliver_and_decide", None)  # a Python router (sim/policies/plugin.py)
     if kernel is not None:
         state = ()
@@ -240,7 +242,7 @@ def simulate(router: Router, arrival_s: np.ndarray, latency_s: np.ndarray, cost:
         m, explored = kernel(t, pending, n_pending, cost, sat, model_out, explored_out, p_out, qt_out, shat_out,
                              *state)
         n_pending = 0
-        if explored:
+        if explored and explore_all:
             parts_left[t] = n_models
             for k in range(n_models):
                 dispatch(t, k)
