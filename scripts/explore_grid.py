@@ -38,7 +38,6 @@ def run(path: str, kinds: list[str]) -> list[str]:
     raw.setdefault("engine", {})["progress"] = False
     sc = cfg.Scenario.model_validate(raw)
     res = simulate_scenario(sc, build_trace(sc)).summary["policies"]
-    alpha = sc.alpha
     bfm = res["best_fixed_mixture"]["cost_per_request"]
     rows = []
     for k in kinds:
@@ -46,7 +45,7 @@ def run(path: str, kinds: list[str]) -> list[str]:
             r = res[f"{k}_{i}"]
             cost, expl = r["cost_per_request"], r["cost_decomposition"]["exploration"]
             rows.append(f"| {sc.name} | {k} | {label} | {cost:.4g} | {expl:.4g} | {100 * expl / cost:.2f} % | "
-                        f"{r['explorations']} | {r['satisfaction'] - alpha:+.4f} | {'met' if r['sla']['met'] else 'MISSED'} | "
+                        f"{r['explorations']} | {r['satisfaction'] - r['sla']['alpha']:+.4f} | {'met' if r['sla']['met'] else 'MISSED'} | "
                         f"{cost / bfm:.3f} |")
     return rows
 
