@@ -34,6 +34,10 @@ RULES = [  # (label, policy) -- the oracle rows isolate the rule; the logistic r
     ("auto t^1/3 V0=0.3 (default)", {"kind": "messplus_auto"}),
     ("auto t^1/3 V0=1", {"kind": "messplus_auto", "V0": 1.0, "v_growth": 1 / 3}),
     ("auto t^1/3 V0=0.3 c=0.01", {"kind": "messplus_auto", "c": 0.01}),
+    # the cheaper exploration designs (docs/theory.md §4, docs/tuning.md "Cheaper exploration")
+    ("auto default, explore one", {"kind": "messplus_auto", "explore": "one"}),
+    ("auto default, explore uncertain, settled", {"kind": "messplus_auto", "explore": "uncertain",
+                                                  "explore_stop": "settled"}),
 ]
 PREDICTORS = ("oracle", "logistic")
 

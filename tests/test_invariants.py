@@ -83,9 +83,17 @@ def test_no_outcome_reads(small_raw, mode):
     small_raw["constraints"] = [{"kind": "latency", "deadline_s": 2.0, "max_miss": 0.05},
                                 {"kind": "budget", "max_cost_per_request": 80.0}]
     small_raw["policies"] += [{"kind": "messplus_multi", "V": 0.01, "c": 0.5}, {"kind": "shortest_queue", "models": ["m", "l"]}]
+    # the cheaper exploration designs (docs/theory.md §4): the explored model and the settled rule read only the past
+    small_raw["policies"] += [
+        {"kind": "messplus", "name": "explore_one", "V": 0.01, "c": 0.5, "explore": "one", "explore_stop": "settled",
+         "settle_error": 0.1},
+        {"kind": "messplus_auto", "name": "explore_uncertain", "explore": "uncertain", "explore_stop": "settled",
+         "settle_error": 0.1, "explore_needs_feedback": True}]
     scenario = validate_scenario(small_raw)
     trace = build_trace(scenario)
     base = simulate_scenario(scenario, trace)
+    for label in ("explore_one", "explore_uncertain"):  # the designs explored, and settled, within the run
+        assert base.summary["policies"][label]["explorations"] > 0
     rng = np.random.default_rng(0)
     for k in (0, 1, 37, 400, 1100):
         a_k = trace.arrival_s[k]

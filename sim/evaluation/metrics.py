@@ -85,15 +85,15 @@ def served_queue(s: np.ndarray, alpha: float) -> np.ndarray:
 
 
 @nb.njit(cache=True)
-def served_outcomes(model, explored, sat, cost):
+def served_outcomes(model, explored, sat, cost, explore_all=True):
     """Realised satisfaction (in the labels' dtype: uint8 for 0/1 labels) and cost per request; an exploration
-    pays for every model."""
+    pays for every model (``explore_all``), or for the one model it ran."""
     n, m = sat.shape
     s = np.empty(n, sat.dtype)
     c = np.empty(n)
     for t in range(n):
         s[t] = sat[t, model[t]]
-        if explored[t]:
+        if explored[t] and explore_all:
             total = 0.0
             for k in range(m):
                 total += cost[t, k]
@@ -147,11 +147,12 @@ def evaluate(trace: Trace, decisions: dict, alpha: float) -> tuple[dict, dict]:
     out = trace.outcomes
     model = decisions["model"]
     explored = decisions["explored"]
-    s, c = served_outcomes(model, explored, out.sat, out.cost)
+    explore_all = bool(decisions.get("explore_all", True))  # False: each exploration ran one model
+    s, c = served_outcomes(model, explored, out.sat, out.cost, explore_all)
     if out.energy_j is out.cost:  # energy is the objective: the served energy is the served cost
         e = c
     else:
-        e = served_outcomes(model, explored, out.sat, out.energy_j)[1] if out.energy_j is not None else None
+        e = served_outcomes(model, explored, out.sat, out.energy_j, explore_all)[1] if out.energy_j is not None else None
     q_after = served_queue(s, alpha)
     n = trace.n
     arrival = trace.arrival_s

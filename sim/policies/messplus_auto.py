@@ -17,11 +17,12 @@ from sim.policies.router import EST_MEAN, MESSPLUS, Router
 
 
 def build_messplus_auto(policy: cfg.MessPlusAuto, context) -> Router:
-    from sim.policies.registry import _predictor, policy_alpha
+    from sim.policies.registry import _predictor, exploration, policy_alpha
 
     trace = context.trace
     return Router(kind=MESSPLUS, n_models=trace.m, n_requests=trace.n,
                   predictor=_predictor(policy, trace, context.seed), u_explore=context.u_explore,
                   V=policy.V0, alpha=policy_alpha(policy, context.alpha), c=policy.c, cost_estimate_rule=EST_MEAN,
                   explore_needs_feedback=policy.explore_needs_feedback,
-                  learn_from_exploit=policy.learn_from_exploit, scale_free=True, v_growth=policy.v_growth)
+                  learn_from_exploit=policy.learn_from_exploit, scale_free=True, v_growth=policy.v_growth,
+                  **exploration(policy))

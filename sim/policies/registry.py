@@ -24,7 +24,8 @@ from sim.errors import UserError
 from sim.policies.baselines import best_fixed_mixture, paper_mixture, sample_plan
 from sim.policies.predictors import build_predictor
 from sim.rng import stream
-from sim.policies.router import EST_LAST, EST_MEAN, MESSPLUS, PLAN, THRESHOLD, Router
+from sim.policies.router import (EST_LAST, EST_MEAN, EXPLORE_ALL, EXPLORE_ONE, EXPLORE_UNCERTAIN, MESSPLUS, PLAN,
+                                 THRESHOLD, Router)
 from sim.evaluation.optimum import FEAS_TOL, hindsight_oracle, offline_optimum
 from sim.trace.format import Trace
 
@@ -87,6 +88,12 @@ def _predictor(policy, trace: Trace, seed: int):
     return build_predictor(policy.predictor, trace.features, trace.m, oracle, seed, policy.label, trace.models)
 
 
+def exploration(policy) -> dict:
+    """The Router arguments of a MESS+ policy's exploration design (docs/theory.md §4)."""
+    return {"explore": {"all": EXPLORE_ALL, "one": EXPLORE_ONE, "uncertain": EXPLORE_UNCERTAIN}[policy.explore],
+            "settle_error": policy.settle_error if policy.explore_stop == "settled" else 0.0}
+
+
 def build_messplus(policy: cfg.MessPlus, context: BuildContext) -> Router:
     trace = context.trace
     router = Router(kind=MESSPLUS, n_models=trace.m, n_requests=trace.n,
@@ -94,7 +101,7 @@ def build_messplus(policy: cfg.MessPlus, context: BuildContext) -> Router:
                     V=policy.V, alpha=policy_alpha(policy, context.alpha), c=policy.c,
                     cost_estimate_rule=EST_LAST if policy.cost_estimate == "last" else EST_MEAN,
                     explore_needs_feedback=policy.explore_needs_feedback,
-                    learn_from_exploit=policy.learn_from_exploit)
+                    learn_from_exploit=policy.learn_from_exploit, **exploration(policy))
     if policy.cost_estimate == "oracle":  # fixed at the trace's per-model means: infinite counts freeze them
         router.state.cost_estimate[:] = trace.outcomes.cost.mean(axis=0)
         router.state.cost_count[:] = np.inf

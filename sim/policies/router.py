@@ -33,6 +33,9 @@ from sim.world.nrt import borrow
 PLAN, MESSPLUS, THRESHOLD = 0, 1, 2
 QUANTILE_STEP = 0.002  # step of the threshold router's online quantile tracking (scores lie in [0, 1])
 EST_LAST, EST_MEAN = 0, 1
+# MESS+'s exploration designs (docs/theory.md §4, "Cheaper exploration"): run every model, or one model drawn
+# uniformly, or one drawn in proportion to the standard error of its mean-satisfaction estimate
+EXPLORE_ALL, EXPLORE_ONE, EXPLORE_UNCERTAIN = 0, 1, 2
 
 #: A router's fixed parameters (numba reads them as a typed tuple: scalars, by name).
 RouterParams = namedtuple("RouterParams", [
@@ -46,6 +49,8 @@ RouterParams = namedtuple("RouterParams", [
     "quantile_step",  # threshold: the step of the online quantile tracking
     "scale_free",  # messplus_auto: costs divided by their mean estimate; explore until every cost is observed
     "v_growth",  # messplus_auto: V_t = V * (t + 1) ** v_growth (0: a fixed V)
+    "explore",  # MESS+: EXPLORE_ALL, EXPLORE_ONE or EXPLORE_UNCERTAIN
+    "settle_error",  # MESS+: a model whose exploration estimate's standard error is at most this is not explored (0: never)
 ])
 
 #: A router's state, updated in place by the kernels (every field an array).
@@ -60,6 +65,7 @@ RouterState = namedtuple("RouterState", [
     "avail",  # (T, M) bool, or 0 rows: every model always available (sim/world/events.py)
     "mask",  # (M,) bool: scratch for which labels train
     "ledger",  # MESS+: the running sums behind the cost decomposition (sim/policies/ledger.py), or (0,)
+    "explore_labels",  # (2, M): each model's exploration labels, their count (row 0) and sum (row 1)
 ])
 
 
@@ -69,7 +75,7 @@ def lend_state(state):
     return RouterState(borrow(state.q_tracked), borrow(state.threshold), borrow(state.cost_estimate),
                        borrow(state.cost_count), borrow(state.plan), borrow(state.u_explore),
                        borrow(state.predicted), borrow(state.avail), borrow(state.mask),
-                       borrow(state.ledger))
+                       borrow(state.ledger), borrow(state.explore_labels))
 
 
 # Calling a kernel from Python with named tuples costs ~20 us in numba's dispatcher (a tuple subclass is typed
@@ -92,6 +98,43 @@ def explore_probability(t, c):
     tt = t if t > 1 else 1
     p = c / tt**0.25
     return p if p < 1.0 else 1.0
+
+
+@nb.njit(cache=True, inline="always")
+def explore_error(labels, m):
+    """The standard error of model m's mean satisfaction estimated from its exploration labels, with the
+    add-one-each (Agresti-Coull style) mean, so that it is defined (0.35) before any label."""
+    n = labels[0, m]
+    mean = (labels[1, m] + 1.0) / (n + 2.0)
+    return np.sqrt(mean * (1.0 - mean) / (n + 2.0))
+
+
+@nb.njit(cache=True, inline="always")
+def explore_pick(params, state, u):
+    """The model an exploration of one model runs (-1: every model is settled), from u uniform on [0, 1).
+
+    Only the exploration labels of earlier requests enter, never request t's features: the choice is
+    independent of (x_t, y_t) given the past, which is why unweighted training stays unbiased (docs/theory.md §4).
+    """
+    labels = state.explore_labels
+    n_models = labels.shape[1]
+    total = 0.0
+    for m in range(n_models):
+        err = explore_error(labels, m)
+        if err > params.settle_error:
+            total += err if params.explore == EXPLORE_UNCERTAIN else 1.0
+    if total == 0.0:
+        return -1
+    target = u * total
+    last = -1
+    for m in range(n_models):
+        err = explore_error(labels, m)
+        if err > params.settle_error:
+            last = m
+            target -= err if params.explore == EXPLORE_UNCERTAIN else 1.0
+            if target < 0.0:
+                return m
+    return last  # rounding: u * total fell on the total
 
 
 @nb.njit(cache=True, inline="always")  # inlined into the sequential loop: docs/performance.md
@@ -129,8 +172,18 @@ def decide(t, params, state, pred):
             p = 1.0
         else:  # V t^g / (mean estimated cost): the cost term in units of the zoo's own mean cost
             V = V * (t + 1.0) ** params.v_growth / cost.mean()
-    if state.u_explore[t] < p and not (gated and not avail[t].all()):
-        return n_models - 1, True, p, shat[n_models - 1]
+    if params.explore == EXPLORE_ALL:
+        if params.settle_error > 0.0 and explore_pick(params, state, 0.0) < 0:
+            p = 0.0  # every model is settled: exploration stops
+        if state.u_explore[t] < p and not (gated and not avail[t].all()):
+            return n_models - 1, True, p, shat[n_models - 1]
+    elif p > 0.0:
+        # given u < p, u / p is uniform on [0, 1): it draws the explored model, so no other draw is needed
+        k = explore_pick(params, state, min(state.u_explore[t] / p, 1.0 - 1e-16))
+        if k < 0:
+            p = 0.0
+        elif state.u_explore[t] < p and not (gated and not avail[t, k]):
+            return k, True, p, shat[k]
     # argmin_m V cost[m] + q (alpha - shat[m]), compared by differences with the best so far: a small cost gap
     # is not absorbed into a large queue term (V = 1e-8, Q = 1e6). Strict < breaks exact ties towards the
     # earlier, cheaper model (cost order); see docs/invariants.md and tests/test_numerics.py.
@@ -167,12 +220,33 @@ def decide_and_record(t, params, state, pred, model_out, explored_out, p_out, qt
     return m, explored
 
 
+@nb.njit(cache=True, inline="always")
+def train_exploration(t, label_row, params, state, pred):
+    """Train on an exploration's labels (``state.mask``) and count them towards each model's settled rule."""
+    labels, mask = state.explore_labels, state.mask
+    for m in range(mask.shape[0]):
+        if mask[m]:
+            labels[0, m] += 1.0
+            labels[1, m] += label_row[m]
+    train(t, label_row, mask, pred)
+
+
 @nb.njit(cache=True, inline="always")  # inlined into the sequential loop: docs/performance.md
 def complete(t, model, explored, cost_row, label_row, params, state, pred):
     """Service of t ended: update the cost estimates; an exploration without feedback gate trains now."""
     cost, count = state.cost_estimate, state.cost_count
     n_models = cost.shape[0]
-    if explored:
+    if explored and params.explore != EXPLORE_ALL:  # one model ran: its cost and label, like an exploit's
+        count[model] += 1.0
+        if params.cost_estimate_rule == EST_LAST:
+            cost[model] = cost_row[model]
+        else:
+            cost[model] += (cost_row[model] - cost[model]) / count[model]
+        if not params.explore_needs_feedback:
+            state.mask[:] = False
+            state.mask[model] = True
+            train_exploration(t, label_row, params, state, pred)
+    elif explored:
         for m in range(n_models):
             count[m] += 1.0
             if params.cost_estimate_rule == EST_LAST:
@@ -181,7 +255,7 @@ def complete(t, model, explored, cost_row, label_row, params, state, pred):
                 cost[m] += (cost_row[m] - cost[m]) / count[m]
         if params.kind == MESSPLUS and not params.explore_needs_feedback:
             state.mask[:] = True
-            train(t, label_row, state.mask, pred)
+            train_exploration(t, label_row, params, state, pred)
     elif params.cost_estimate_rule == EST_MEAN:
         count[model] += 1.0
         cost[model] += (cost_row[model] - cost[model]) / count[model]
@@ -194,7 +268,13 @@ def feedback(t, model, explored, label_row, params, state, pred):
     q = q_tracked[0] + params.alpha - label_row[model]
     q_tracked[0] = q if q > 0.0 else 0.0
     if params.kind == MESSPLUS and explored and params.explore_needs_feedback:
-        mask[:] = True
+        if params.explore == EXPLORE_ALL:
+            mask[:] = True
+        else:
+            mask[:] = False
+            mask[model] = True
+        train_exploration(t, label_row, params, state, pred)
+        return
     elif params.kind == THRESHOLD or (params.kind == MESSPLUS and not explored and params.learn_from_exploit):
         mask[:] = False
         mask[model] = True
@@ -211,12 +291,13 @@ class Router:
                  alpha: float = 0.0, c: float = 0.0, threshold: float = 0.0, cost_estimate_rule: int = EST_MEAN,
                  explore_needs_feedback: bool = False, weak: int = 0, strong: int = 0,
                  learn_from_exploit: bool = False, strong_share: float | None = None, scale_free: bool = False,
-                 v_growth: float = 0.0):
+                 v_growth: float = 0.0, explore: int = EXPLORE_ALL, settle_error: float = 0.0):
         self.params = RouterParams(
             kind=int(kind), cost_estimate_rule=int(cost_estimate_rule), explore_needs_feedback=bool(explore_needs_feedback),
             learn_from_exploit=bool(learn_from_exploit), weak=int(weak), strong=int(strong), V=float(V),
             alpha=float(alpha), c=float(c), strong_share=-1.0 if strong_share is None else float(strong_share),
-            quantile_step=QUANTILE_STEP, scale_free=bool(scale_free), v_growth=float(v_growth))
+            quantile_step=QUANTILE_STEP, scale_free=bool(scale_free), v_growth=float(v_growth),
+            explore=int(explore), settle_error=float(settle_error))
         self.state = RouterState(
             q_tracked=np.zeros(1), threshold=np.array([float(threshold)]),
             cost_estimate=np.ones(n_models),  # the reference implementation starts every estimate at 1 J
@@ -226,7 +307,8 @@ class Router:
             u_explore=u_explore if u_explore is not None else np.ones(n_requests if kind == MESSPLUS else 0),
             predicted=np.full(n_models, np.nan), avail=np.ones((0, n_models), np.bool_),
             mask=np.zeros(n_models, np.bool_),
-            ledger=new_ledger() if kind == MESSPLUS else np.zeros(0))
+            ledger=new_ledger() if kind == MESSPLUS else np.zeros(0),
+            explore_labels=np.zeros((2, n_models)))
         self.predictor = predictor if predictor is not None else empty_predictor(n_models)
 
     @property

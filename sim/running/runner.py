@@ -35,6 +35,7 @@ from sim.evaluation.constraints import evaluate_constraints, gave_way, scenario_
 from sim.evaluation.sla import verdict
 from sim.policies.plugin import wrap_router
 from sim.policies.registry import build_router, describe, facts, policy_alpha
+from sim.policies.router import EXPLORE_ALL
 from sim.rng import stream
 from sim.running import paths
 from sim.world.sequential import run_sequential
@@ -212,6 +213,13 @@ def run_policy(scenario: cfg.Scenario, trace: Trace, router, caps: list[float], 
     mode there is no clock: ``start_s = end_s = arrival_s``, and ``feedback_s`` is the arrival time where
     feedback was given (NaN elsewhere).
     """
+    decisions, occ, serving, ptrace = _run_policy(scenario, trace, router, caps, given, delay, tick, occupancy_sink)
+    # what an exploration cost: every model's, or the one model it ran (docs/theory.md §4)
+    decisions["explore_all"] = getattr(getattr(router, "params", None), "explore", EXPLORE_ALL) == EXPLORE_ALL
+    return decisions, occ, serving, ptrace
+
+
+def _run_policy(scenario, trace, router, caps, given, delay, tick, occupancy_sink):
     o = trace.outcomes
     if scenario.engine.mode == "sequential":
         decisions = run_sequential(router, o.sat, o.cost, given)

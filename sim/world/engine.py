@@ -42,7 +42,7 @@ from numba.experimental import structref
 
 from sim.world.nrt import borrow
 from sim.policies.predictors import lend_predictor
-from sim.policies.router import Router, complete, decide_and_record, feedback, lend_state, unflatten
+from sim.policies.router import EXPLORE_ALL, Router, complete, decide_and_record, feedback, lend_state, unflatten
 
 OCC_CHUNK = 1 << 16  # occupancy records are compacted into numpy arrays this many at a time
 
@@ -180,6 +180,8 @@ def simulate(router: Router, arrival_s: np.ndarray, latency_s: np.ndarray, cost:
     occ = _OccupancyLog(occupancy_sink)
     rows = occ.rows
     served = n_models - 1  # an exploration serves the largest model's answer
+    # an exploration runs every model, unless the router explores one model at a time (docs/theory.md §4)
+    explore_all = getattr(getattr(router, "params", None), "explore", EXPLORE_ALL) == EXPLORE_ALL
     # A load-aware router (sim/policies/multi.py, Python plugins) reads, at each decision, every model's busy
     # slots and queue length at that instant (``load``, filled below), and a completed request's clock columns.
     bind = getattr(router, "bind_world", None)
@@ -285,7 +287,7 @@ def simulate(router: Router, arrival_s: np.ndarray, latency_s: np.ndarray, cost:
             load[1, :] = [len(q) for q in queues]
         m, explored = kernel(t, n_pending, args)
         n_pending = 0
-        if explored:
+        if explored and explore_all:
             parts_left[t] = n_models
             for k in range(n_models):
                 dispatch(t, k)
