@@ -362,6 +362,18 @@ class PolicyBase(Strict):
         return self.name or self.kind
 
 
+# The exploration options of the MESS+ kinds (messplus, messplus_auto), declared once.
+ExploreDesign = Annotated[Literal["all", "one", "uncertain"], Field(
+    description="an exploration runs every model ('all', the paper's), one model drawn uniformly ('one'), or one "
+                "drawn in proportion to the standard error of its satisfaction estimate ('uncertain'); "
+                "docs/theory.md §4")]
+ExploreStop = Annotated[Literal["never", "settled"], Field(
+    description="'settled': a model whose exploration labels estimate its mean satisfaction within settle_error "
+                "(one standard error) is no longer explored; docs/theory.md §4")]
+SettleError = Annotated[float, Field(gt=0, lt=0.5, description="the standard error below which explore_stop: "
+                                                               "settled stops exploring a model")]
+
+
 @POLICIES.register("sim.policies.registry:build_messplus", sees="request features and delivered feedback",
                    has_V=True, guarantees="messplus", own_alpha=True)
 class MessPlus(PolicyBase):
@@ -379,15 +391,9 @@ class MessPlus(PolicyBase):
         False, description="true: exploration labels train the predictor only if the user's feedback arrives")
     learn_from_exploit: bool = Field(
         False, description="also train on the served model's label from exploit feedback (not in the paper)")
-    explore: Literal["all", "one", "uncertain"] = Field(
-        "all", description="an exploration runs every model ('all', the paper's), one model drawn uniformly ('one'), "
-                           "or one drawn in proportion to the standard error of its satisfaction estimate "
-                           "('uncertain'); docs/theory.md §4")
-    explore_stop: Literal["never", "settled"] = Field(
-        "never", description="'settled': a model whose exploration labels estimate its mean satisfaction within "
-                             "settle_error (one standard error) is no longer explored; docs/theory.md §4")
-    settle_error: Annotated[float, Field(gt=0, lt=0.5)] = Field(
-        0.05, description="the standard error below which explore_stop: settled stops exploring a model")
+    explore: ExploreDesign = "all"
+    explore_stop: ExploreStop = "never"
+    settle_error: SettleError = 0.05
     predictor: Predictor = LogisticPredictor(kind="logistic")
 
     @model_validator(mode="before")
@@ -416,15 +422,9 @@ class MessPlusAuto(PolicyBase):
     explore_needs_feedback: bool = False
     learn_from_exploit: bool = Field(
         True, description="also train on the served model's label from exploit feedback (100x more labels)")
-    explore: Literal["all", "one", "uncertain"] = Field(
-        "all", description="an exploration runs every model ('all', the paper's), one model drawn uniformly ('one'), "
-                           "or one drawn in proportion to the standard error of its satisfaction estimate "
-                           "('uncertain'); docs/theory.md §4")
-    explore_stop: Literal["never", "settled"] = Field(
-        "never", description="'settled': a model whose exploration labels estimate its mean satisfaction within "
-                             "settle_error (one standard error) is no longer explored; docs/theory.md §4")
-    settle_error: Annotated[float, Field(gt=0, lt=0.5)] = Field(
-        0.05, description="the standard error below which explore_stop: settled stops exploring a model")
+    explore: ExploreDesign = "all"
+    explore_stop: ExploreStop = "never"
+    settle_error: SettleError = 0.05
     predictor: Predictor = LogisticPredictor(kind="logistic")
 
 
