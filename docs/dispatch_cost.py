@@ -1,5 +1,5 @@
-"""Microseconds per call from Python into the DES kernel: flattened bundles, one structref (what the engine
-passes), and named tuples (docs/performance.md).
+"""Microseconds per call from Python into the DES kernel: one structref (what the engine passes), and named
+tuples (docs/performance.md). The flattened-bundle call measured there was removed with issue 18.
 
 Run from the repository root: ``PYTHONPATH=. python docs/dispatch_cost.py``.
 """
@@ -11,20 +11,13 @@ import numpy as np
 
 from sim.policies.predictors import GROUP_BETA, make_predictor
 from sim.policies.router import MESSPLUS, Router
-from sim.world.engine import _deliver_and_decide, _deliver_and_decide_packed, _kernel_args
+from sim.world.engine import _deliver_and_decide_packed, _kernel_args
 
 n, m = 200_000, 4
 r = Router(kind=MESSPLUS, n_models=m, n_requests=n, predictor=make_predictor(GROUP_BETA, m, 1, n_requests=n),
            u_explore=np.ones(n), V=1.0, alpha=0.5)
 pending, cost, sat = np.zeros(16, np.int64), np.ones((n, m)), np.ones((n, m))
 outs = [np.zeros(n, np.int16), np.zeros(n, np.bool_), np.zeros(n), np.zeros(n), np.zeros(n)]
-flat = r.flat()
-_deliver_and_decide(0, pending, 0, cost, sat, *outs, *flat)
-t0 = time.perf_counter()
-for t in range(n):
-    _deliver_and_decide(t, pending, 0, cost, sat, *outs, *flat)
-print(f"_deliver_and_decide, flattened bundles: {(time.perf_counter() - t0) / n * 1e6:.1f} us a call")
-
 args = _kernel_args(pending, cost, sat, *outs, r.params, r.state, r.predictor)
 _deliver_and_decide_packed(0, 0, args)
 t0 = time.perf_counter()

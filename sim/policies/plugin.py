@@ -244,7 +244,7 @@ class PluginRouter:
         return m, explored
 
     def deliver_and_decide(self, t, pending, n_pending, cost, sat, model_out, explored_out, p_out, qt_out, shat_out):
-        """The discrete-event engine's kernel (sim/world/engine.py::_deliver_and_decide), in Python."""
+        """The discrete-event engine's kernel (sim/world/engine.py::_deliver_and_decide_packed), in Python."""
         for i in range(n_pending):
             u = int(pending[i]) >> 1
             if pending[i] & 1 == 0:

@@ -27,7 +27,7 @@ import numba as nb
 import numpy as np
 
 from sim.policies.ledger import new_ledger, record_decision
-from sim.policies.predictors import Predictor, empty_predictor, lend_predictor, predict, train
+from sim.policies.predictors import Predictor, empty_predictor, predict, train
 from sim.world.nrt import borrow
 
 PLAN, MESSPLUS, THRESHOLD = 0, 1, 2
@@ -79,18 +79,7 @@ def lend_state(state):
 
 
 # Calling a kernel from Python with named tuples costs ~20 us in numba's dispatcher (a tuple subclass is typed
-# in Python), flat arguments ~0.2 us each. The discrete-event engine calls once per request, so it passes
-# the three bundles flattened (Router.flat) and rebuilds them inside the kernel (unflatten): measured in
-# docs/performance.md.
-_N_PARAMS = len(RouterParams._fields)
-_N_STATE = _N_PARAMS + len(RouterState._fields)
-
-
-@nb.njit(cache=True, inline="always")
-def unflatten(bundle):
-    """(params, state with borrowed arrays, predictor with borrowed arrays) from ``Router.flat``."""
-    return (RouterParams(*bundle[:_N_PARAMS]), lend_state(RouterState(*bundle[_N_PARAMS:_N_STATE])),
-            lend_predictor(Predictor(*bundle[_N_STATE:])))
+# in Python): the discrete-event engine passes them inside one structref instead (sim/world/engine.py).
 
 
 @nb.njit(cache=True, inline="always")
@@ -326,10 +315,6 @@ class Router:
     @u_explore.setter
     def u_explore(self, value) -> None:  # the runner drops the draws after the run (10^7-request runs)
         self.state = self.state._replace(u_explore=np.ones(0) if value is None else value)
-
-    def flat(self) -> tuple:
-        """The parameters, state and predictor as one flat tuple, for :func:`unflatten` (the per-request calls)."""
-        return (*self.params, *self.state, *self.predictor)
 
     def decide(self, t: int):
         return decide(t, self.params, self.state, self.predictor)

@@ -42,7 +42,7 @@ from numba.experimental import structref
 
 from sim.world.nrt import borrow
 from sim.policies.predictors import lend_predictor
-from sim.policies.router import EXPLORE_ALL, Router, complete, decide_and_record, feedback, lend_state, unflatten
+from sim.policies.router import EXPLORE_ALL, Router, complete, decide_and_record, feedback, lend_state
 
 OCC_CHUNK = 1 << 16  # occupancy records are compacted into numpy arrays this many at a time
 
@@ -78,20 +78,8 @@ def _apply_and_decide(t, pending, n_pending, cost, sat, model_out, explored_out,
     return decide_and_record(t, params, state, pred, model_out, explored_out, p_out, qt_out, shat_out)
 
 
-@nb.njit(cache=True)
-def _deliver_and_decide(t, pending, n_pending, cost, sat, model_out, explored_out, p_out, qt_out, shat_out,
-                        *bundle):
-    """:func:`_apply_and_decide` with every array an argument; ``bundle`` is ``Router.flat()``. (The engine
-    passes :class:`_KernelArgs` instead: docs/performance.md.)"""
-    cost, sat, model_out, explored_out = borrow(cost), borrow(sat), borrow(model_out), borrow(explored_out)
-    p_out, qt_out, shat_out = borrow(p_out), borrow(qt_out), borrow(shat_out)
-    params, state, pred = unflatten(bundle)
-    return _apply_and_decide(t, pending, n_pending, cost, sat, model_out, explored_out, p_out, qt_out, shat_out,
-                             params, state, pred)
-
-
 # numba's dispatcher types and unboxes every argument of a call from Python: about 50 of them (the outputs and
-# the flattened router) were most of the engine's per-request cost. A structref holds them all; a call then
+# the router's arrays, passed flattened before issue 18) were most of the engine's per-request cost. A structref holds them all; a call then
 # passes three arguments, the third one pointer (measured in docs/performance.md).
 @structref.register
 class _KernelArgsType(types.StructRef):
