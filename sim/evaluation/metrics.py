@@ -169,6 +169,7 @@ def evaluate(trace: Trace, decisions: dict, alpha: float) -> tuple[dict, dict]:
     c_total, c_exploit = c.sum(), np.sum(c, where=exploit)
     e_total, e_exploit = (c_total, c_exploit) if e is c else (
         (e.sum(), np.sum(e, where=exploit)) if e is not None else (None, None))
+    satisfied = s.sum()
     summary = {
         "requests": int(n),
         "satisfaction": float(s.mean()),
@@ -179,7 +180,7 @@ def evaluate(trace: Trace, decisions: dict, alpha: float) -> tuple[dict, dict]:
         "cost_total": float(c_total),
         "cost_per_request": float(c_total / n),
         # what operators compare: cost over the requests whose answer was good (None: none was)
-        "cost_per_satisfied": float(c_total / s.sum()) if s.sum() > 0 else None,
+        "cost_per_satisfied": float(c_total / satisfied) if satisfied > 0 else None,
         "cost_total_exploit_only": float(c_exploit),
         "cost_total_paper_convention": float(paper_convention_cost(c, explored)),
         "energy_j_total": float(e_total) if e is not None else None,
